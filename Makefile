@@ -1,0 +1,141 @@
+# mpgw — SOCKSv5 gateway with a Multipath TCP upstream.
+#
+#   make            build build/mpgw, build/libmpgw.so, build/mpgw-run
+#   make run        install missing packages, build, run with conf/mpgw.ini
+#   make test       install missing packages, build, run every test
+#   make asan       the same suite on an ASan+UBSan build (build-asan/)
+#   make bench      benchmarks (root; see README "Performance")
+#   make fuzz       libFuzzer targets (clang)
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+LDFLAGS ?=
+BUILD   ?= build
+
+PROJ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+	-Wformat=2 -Wmissing-prototypes -Wswitch-enum -pthread \
+	-I. -MMD -MP
+PKGS       = openssl inih
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Debian's libev ships no .pc file.
+LIBS       = $(PKG_LIBS) -lev -lcrypt -pthread
+CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
+
+ALL_CFLAGS = $(PROJ_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
+
+# Every .c below these folders belongs to the daemon; main.c only to the binary.
+GW_SRC   = $(wildcard gateway/*.c auth/*.c conf/*.c)
+GW_LIB   = $(filter-out gateway/main.c,$(GW_SRC))
+GW_OBJ   = $(GW_LIB:%.c=$(BUILD)/obj/%.o)
+# The codecs the shim shares with the gateway (DESIGN.md section 1).
+CODEC_SRC = gateway/socks5.c gateway/convert.c
+SHIM_SRC = $(filter-out client-shim/mpgw-run.c,$(wildcard client-shim/*.c)) \
+	$(wildcard $(CODEC_SRC))
+SHIM_OBJ = $(SHIM_SRC:%.c=$(BUILD)/pic/%.o)
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+LAB_SRC  = $(wildcard tests/lab/*.c)
+LAB_BIN  = $(LAB_SRC:tests/lab/%.c=$(BUILD)/%)
+BENCH_SRC = $(wildcard tests/bench/*.c)
+
+BINS = $(BUILD)/mpgw
+ifneq ($(wildcard client-shim/*.c),)
+BINS += $(BUILD)/libmpgw.so $(BUILD)/mpgw-run
+endif
+ifneq ($(BENCH_SRC),)
+BINS += $(BUILD)/socksbench
+endif
+
+# Debian 12 packages the build and the tests need; `make deps` installs
+# whichever are missing (as root), so a fresh machine needs nothing else.
+DEB_BUILD = build-essential pkg-config libev-dev libssl-dev libinih-dev \
+	libcriterion-dev libcrypt-dev libnetfilter-queue-dev openssl
+DEB_TEST  = python3 python3-pytest python3-socks curl wget ncat \
+	proxychains4 socat iproute2 iptables tcpdump whois procps
+DEB_BENCH = dante-server microsocks gnuplot-nox iperf3
+
+.PHONY: all run test asan bench fuzz install clean deps deps-test deps-bench unit
+all: $(BINS) $(LAB_BIN)
+
+deps:
+	@sh tests/deps.sh $(DEB_BUILD)
+deps-test: deps
+	@sh tests/deps.sh $(DEB_TEST)
+deps-bench: deps-test
+	@sh tests/deps.sh $(DEB_BENCH)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(BUILD)/libgw.a: $(GW_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/mpgw: $(BUILD)/obj/gateway/main.o $(BUILD)/libgw.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/libmpgw.so: $(SHIM_OBJ)
+	$(CC) $(ALL_CFLAGS) -shared -fPIC $(LDFLAGS) -o $@ $^ -ldl -lcrypto -pthread
+
+$(BUILD)/mpgw-run: $(BUILD)/obj/client-shim/mpgw-run.o
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^
+
+$(BUILD)/socksbench: $(BENCH_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libgw.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) -lm
+
+$(UNIT_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libgw.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) $(CRIT_LIBS)
+
+$(LAB_BIN): $(BUILD)/%: $(BUILD)/obj/tests/lab/%.o
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ -lnetfilter_queue -lmnl
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./$(BUILD)/mpgw -c conf/mpgw.ini
+
+unit: all $(UNIT_BIN)
+	@/usr/bin/python3 tests/run.py --unit-only $(BUILD)
+
+test: deps-test
+	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@MPGW_BUILD=$(BUILD) /usr/bin/python3 tests/run.py $(BUILD)
+
+ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+asan: deps-test
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" \
+		LDFLAGS="-fsanitize=address,undefined" all \
+		$(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
+	@MPGW_BUILD=build-asan MPGW_ASAN=1 \
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		/usr/bin/python3 tests/run.py build-asan
+
+bench: deps-bench
+	@$(MAKE) --no-print-directory all
+	@sh tests/bench/run.sh $(BUILD)
+
+fuzz:
+	@$(MAKE) --no-print-directory -C tests/fuzz
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/mpgw \
+		$(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 755 $(BUILD)/mpgw $(DESTDIR)$(PREFIX)/bin/mpgw
+	if [ -f $(BUILD)/libmpgw.so ]; then \
+		install -m 644 $(BUILD)/libmpgw.so $(DESTDIR)$(PREFIX)/lib/mpgw/; \
+		install -m 755 $(BUILD)/mpgw-run $(DESTDIR)$(PREFIX)/bin/; fi
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,1440 @@
+#include "conf/conf.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway/log.h"
+#include "gateway/socks5.h"
+
+/*
+ * The schema is the table conf_cmds below: one row per key, naming its
+ * section, the setter that parses the value, where the value goes (an
+ * offset into struct gw_conf, or into struct conf_rule for [rule.NAME]
+ * keys) and the range the setter enforces. inih splits the file into
+ * (section, key, value); we feed it through our own line reader so that we
+ * know the line number, see every section header (inih reports none of
+ * them), and stop at the first error.
+ */
+
+enum conf_sect {
+	SECT_NONE = 0,
+	SECT_GATEWAY,
+	SECT_SOCKS5,
+	SECT_TLS,
+	SECT_AUTH,
+	SECT_CONVERT,
+	SECT_UPSTREAM,
+	SECT_RULE,
+};
+
+static const char *const sect_names[] = {
+	[SECT_NONE] = "",
+	[SECT_GATEWAY] = "gateway",
+	[SECT_SOCKS5] = "socks5",
+	[SECT_TLS] = "tls",
+	[SECT_AUTH] = "auth",
+	[SECT_CONVERT] = "convert",
+	[SECT_UPSTREAM] = "upstream",
+	[SECT_RULE] = "rule",
+};
+
+/* Room for a quoted, shortened copy of a value in an error message. */
+#define QUOTE_MAX 72
+/* Longest duration or number accepted before it is called out of range. */
+#define NUM_CAP 1000000000000UL
+
+struct conf_cmd {
+	enum conf_sect sect;
+	const char *key;
+	/*
+	 * Parse value v into the field(s) this row locates inside base (a
+	 * struct gw_conf, or a struct conf_rule for rule keys). 0, or -1 with
+	 * what is wrong in why (without the "section.key: " prefix).
+	 */
+	int (*set)(const struct conf_cmd *cmd, void *base, const char *v,
+	    char *why, size_t whylen);
+	size_t off;		/* the field, or a list's count */
+	size_t off2;		/* a list's array, where there is one */
+	unsigned long min;	/* range, or string length bounds */
+	unsigned long max;
+};
+
+static const struct {
+	uint8_t code;
+	const char *name;
+	bool parsable;
+} conf_methods[] = {
+	{ SOCKS5_METHOD_NONE, "none", true },
+	{ SOCKS5_METHOD_GSSAPI, "gssapi", false },
+	{ SOCKS5_METHOD_USERPASS, "userpass", true },
+	{ SOCKS5_METHOD_TLS, "tls", true },
+	{ SOCKS5_METHOD_TLS_USERPASS, "tls-userpass", true },
+	{ SOCKS5_METHOD_TLS_LOGIN, "tls-login", true },
+	{ SOCKS5_METHOD_UNACCEPTABLE, "unacceptable", false },
+};
+
+/*
+ * Write s into out (QUOTE_MAX bytes) in double quotes for an error message,
+ * shortened with "..." and with control characters shown as '?'. Returns out.
+ */
+static const char *
+quote(char *out, const char *s)
+{
+	size_t i = 0, len = strlen(s), lim = QUOTE_MAX - 6;
+
+	out[i++] = '"';
+	for (size_t k = 0; k < len && k < lim; k++) {
+		unsigned char ch = (unsigned char)s[k];
+
+		out[i++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+	}
+	if (len > lim) {
+		memcpy(out + i, "...", 3);
+		i += 3;
+	}
+	out[i++] = '"';
+	out[i] = '\0';
+	return out;
+}
+
+/*
+ * Parse a run of decimal digits filling all of s (no sign, no blanks) into
+ * *v, saturating at NUM_CAP so that huge numbers read as out of range rather
+ * than as garbage. 0, or -1 if s is not all digits.
+ */
+static int
+parse_digits(const char *s, size_t len, unsigned long *v)
+{
+	unsigned long n = 0;
+
+	if (len == 0)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		if (n < NUM_CAP)
+			n = n * 10 + (unsigned long)(s[i] - '0');
+	}
+	*v = n > NUM_CAP ? NUM_CAP : n;
+	return 0;
+}
+
+/* A port: decimal 1..65535. 0 or -1. */
+static int
+parse_port(const char *s, size_t len, uint16_t *port)
+{
+	unsigned long v;
+
+	if (len > 5 || parse_digits(s, len, &v) == -1 || v < 1 || v > 65535)
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+/*
+ * Copy the next comma-separated item of *sp into item (at most itemlen - 1
+ * bytes, blanks trimmed) and move *sp past it; *sp is NULL after the last
+ * item. 1 with an item, 0 at the end, -1 (why filled) for an empty item or
+ * one that does not fit.
+ */
+static int
+next_item(const char **sp, char *item, size_t itemlen, char *why,
+    size_t whylen)
+{
+	const char *s = *sp, *e, *end;
+	size_t len;
+
+	if (s == NULL)
+		return 0;
+	end = strchr(s, ',');
+	*sp = end != NULL ? end + 1 : NULL;
+	if (end == NULL)
+		end = s + strlen(s);
+	while (s < end && isspace((unsigned char)*s))
+		s++;
+	e = end;
+	while (e > s && isspace((unsigned char)e[-1]))
+		e--;
+	len = (size_t)(e - s);
+	if (len == 0) {
+		snprintf(why, whylen, "empty item in the list");
+		return -1;
+	}
+	if (len >= itemlen) {
+		snprintf(why, whylen, "\"%.20s...\" is too long (at most %zu "
+		    "characters)", s, itemlen - 1);
+		return -1;
+	}
+	memcpy(item, s, len);
+	item[len] = '\0';
+	return 1;
+}
+
+/* Where a list starts for next_item: NULL for an empty value. */
+static const char *
+list_start(const char *v)
+{
+	return *v == '\0' ? NULL : v;
+}
+
+/* Booleans: yes/no, on/off, true/false, 1/0, any case. */
+static int
+set_bool(const struct conf_cmd *cmd, void *base, const char *v, char *why,
+    size_t whylen)
+{
+	static const char *const yes[] = { "yes", "on", "true", "1" };
+	static const char *const no[] = { "no", "off", "false", "0" };
+	bool *dst = (bool *)((char *)base + cmd->off);
+	char q[QUOTE_MAX];
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*dst = true;
+			return 0;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*dst = false;
+			return 0;
+		}
+	}
+	snprintf(why, whylen, "%s is not a boolean (yes/no, on/off, "
+	    "true/false, 1/0)", quote(q, v));
+	return -1;
+}
+
+/* A decimal number in cmd's range. */
+static int
+set_uint(const struct conf_cmd *cmd, void *base, const char *v, char *why,
+    size_t whylen)
+{
+	unsigned *dst = (unsigned *)((char *)base + cmd->off);
+	unsigned long n;
+	char q[QUOTE_MAX];
+
+	if (parse_digits(v, strlen(v), &n) == -1) {
+		snprintf(why, whylen, "%s is not a number (%lu..%lu)",
+		    quote(q, v), cmd->min, cmd->max);
+		return -1;
+	}
+	if (n < cmd->min || n > cmd->max) {
+		snprintf(why, whylen, "%s is out of range (%lu..%lu)",
+		    quote(q, v), cmd->min, cmd->max);
+		return -1;
+	}
+	*dst = (unsigned)n;
+	return 0;
+}
+
+/* Seconds, or a number with an s, m or h suffix, in cmd's range of seconds. */
+static int
+set_duration(const struct conf_cmd *cmd, void *base, const char *v,
+    char *why, size_t whylen)
+{
+	unsigned *dst = (unsigned *)((char *)base + cmd->off);
+	size_t len = strlen(v);
+	unsigned long n, mul = 1;
+	char q[QUOTE_MAX];
+
+	if (len > 0) {
+		switch (v[len - 1]) {
+		case 's':
+			len--;
+			break;
+		case 'm':
+			mul = 60;
+			len--;
+			break;
+		case 'h':
+			mul = 3600;
+			len--;
+			break;
+		default:
+			break;
+		}
+	}
+	if (parse_digits(v, len, &n) == -1) {
+		snprintf(why, whylen, "%s is not a duration (%lu..%lu s)",
+		    quote(q, v), cmd->min, cmd->max);
+		return -1;
+	}
+	n = n > NUM_CAP / mul ? NUM_CAP : n * mul;
+	if (n < cmd->min || n > cmd->max) {
+		snprintf(why, whylen, "%s is out of range (%lu..%lu s)",
+		    quote(q, v), cmd->min, cmd->max);
+		return -1;
+	}
+	*dst = (unsigned)n;
+	return 0;
+}
+
+/* A string or path of cmd->min..cmd->max bytes; files are not opened here. */
+static int
+set_string(const struct conf_cmd *cmd, void *base, const char *v, char *why,
+    size_t whylen)
+{
+	char *dst = (char *)base + cmd->off;
+	size_t len = strlen(v);
+
+	if (len < cmd->min) {
+		snprintf(why, whylen, "must not be empty");
+		return -1;
+	}
+	if (len > cmd->max) {
+		snprintf(why, whylen, "too long (%zu characters, at most %lu)",
+		    len, cmd->max);
+		return -1;
+	}
+	memcpy(dst, v, len + 1);
+	return 0;
+}
+
+/* True if a and b are the same family, address and port. */
+static bool
+addr_eq(const struct conf_addr *a, const struct conf_addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+/* A comma-separated list of listen addresses; empty means none. */
+static int
+set_addrs(const struct conf_cmd *cmd, void *base, const char *v, char *why,
+    size_t whylen)
+{
+	struct conf_addr_list *dst =
+	    (struct conf_addr_list *)((char *)base + cmd->off);
+	struct conf_addr_list l;
+	const char *sp = list_start(v);
+	char item[sizeof(l.a[0].text)], q[QUOTE_MAX];
+	int r;
+
+	memset(&l, 0, sizeof(l));
+	while ((r = next_item(&sp, item, sizeof(item), why, whylen)) == 1) {
+		if (l.n == CONF_MAX_LISTEN) {
+			snprintf(why, whylen, "more than %d addresses",
+			    CONF_MAX_LISTEN);
+			return -1;
+		}
+		if (conf_parse_addr(item, &l.a[l.n]) == -1) {
+			snprintf(why, whylen, "%s is not an address (IPv4:port "
+			    "or [IPv6]:port, numeric, port 1..65535)",
+			    quote(q, item));
+			return -1;
+		}
+		for (size_t i = 0; i < l.n; i++) {
+			if (addr_eq(&l.a[i], &l.a[l.n])) {
+				snprintf(why, whylen, "%s is listed twice",
+				    quote(q, item));
+				return -1;
+			}
+		}
+		l.n++;
+	}
+	if (r == -1)
+		return -1;
+	*dst = l;
+	return 0;
+}
+
+/* Method names in preference order; at least one, none twice. */
+static int
+set_methods(const struct conf_cmd *cmd, void *base, const char *v,
+    char *why, size_t whylen)
+{
+	size_t *np = (size_t *)((char *)base + cmd->off);
+	uint8_t *dst = (uint8_t *)base + cmd->off2;
+	uint8_t m[CONF_MAX_METHODS];
+	size_t n = 0;
+	const char *sp = list_start(v);
+	char item[32], q[QUOTE_MAX];
+	int r, code;
+
+	while ((r = next_item(&sp, item, sizeof(item), why, whylen)) == 1) {
+		if ((code = conf_method_parse(item)) == -1) {
+			snprintf(why, whylen, "%s is not a method (none, "
+			    "userpass, tls, tls-userpass, tls-login)",
+			    quote(q, item));
+			return -1;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (m[i] == code) {
+				snprintf(why, whylen, "%s is listed twice",
+				    quote(q, item));
+				return -1;
+			}
+		}
+		if (n == CONF_MAX_METHODS) {
+			snprintf(why, whylen, "more than %d methods",
+			    CONF_MAX_METHODS);
+			return -1;
+		}
+		m[n++] = (uint8_t)code;
+	}
+	if (r == -1)
+		return -1;
+	if (n == 0) {
+		snprintf(why, whylen, "no method given (none, userpass, tls, "
+		    "tls-userpass, tls-login)");
+		return -1;
+	}
+	memcpy(dst, m, n);
+	*np = n;
+	return 0;
+}
+
+/* error, warn, info or debug. */
+static int
+set_log_level(const struct conf_cmd *cmd, void *base, const char *v,
+    char *why, size_t whylen)
+{
+	int *dst = (int *)((char *)base + cmd->off);
+	int lvl = log_level_parse(v);
+	char q[QUOTE_MAX];
+
+	if (lvl == -1) {
+		snprintf(why, whylen, "%s is not a log level (error, warn, "
+		    "info, debug)", quote(q, v));
+		return -1;
+	}
+	*dst = lvl;
+	return 0;
+}
+
+/* "auto" (stored as 0: one worker per core) or cmd->min..cmd->max. */
+static int
+set_workers(const struct conf_cmd *cmd, void *base, const char *v,
+    char *why, size_t whylen)
+{
+	unsigned *dst = (unsigned *)((char *)base + cmd->off);
+	unsigned long n;
+	char q[QUOTE_MAX];
+
+	if (strcmp(v, "auto") == 0) {
+		*dst = 0;
+		return 0;
+	}
+	if (parse_digits(v, strlen(v), &n) == -1 || n < cmd->min ||
+	    n > cmd->max) {
+		snprintf(why, whylen, "%s is not \"auto\" or a number "
+		    "(%lu..%lu)", quote(q, v), cmd->min, cmd->max);
+		return -1;
+	}
+	*dst = (unsigned)n;
+	return 0;
+}
+
+/* "buffer" or "splice". */
+static int
+set_relay(const struct conf_cmd *cmd, void *base, const char *v, char *why,
+    size_t whylen)
+{
+	char *dst = (char *)base + cmd->off;
+	char q[QUOTE_MAX];
+
+	if (strcmp(v, "buffer") != 0 && strcmp(v, "splice") != 0) {
+		snprintf(why, whylen, "%s is not a relay mode (buffer, splice)",
+		    quote(q, v));
+		return -1;
+	}
+	/* Both names fit struct gw_conf's relay[16]. */
+	strcpy(dst, v);
+	return 0;
+}
+
+/* allow or deny. */
+static int
+set_action(const struct conf_cmd *cmd, void *base, const char *v, char *why,
+    size_t whylen)
+{
+	enum conf_action *dst = (enum conf_action *)((char *)base + cmd->off);
+	char q[QUOTE_MAX];
+
+	if (strcmp(v, "allow") == 0)
+		*dst = CONF_ALLOW;
+	else if (strcmp(v, "deny") == 0)
+		*dst = CONF_DENY;
+	else {
+		snprintf(why, whylen, "%s is not an action (allow, deny)",
+		    quote(q, v));
+		return -1;
+	}
+	return 0;
+}
+
+/* A list of prefixes ("10.0.0.0/8, ::1"); empty matches everything. */
+static int
+set_cidrs(const struct conf_cmd *cmd, void *base, const char *v, char *why,
+    size_t whylen)
+{
+	size_t *np = (size_t *)((char *)base + cmd->off);
+	struct conf_cidr *dst = (struct conf_cidr *)((char *)base + cmd->off2);
+	struct conf_cidr l[CONF_MAX_RULE_ITEMS];
+	size_t n = 0;
+	const char *sp = list_start(v);
+	char item[INET6_ADDRSTRLEN + 8], q[QUOTE_MAX];
+	int r;
+
+	while ((r = next_item(&sp, item, sizeof(item), why, whylen)) == 1) {
+		if (n == CONF_MAX_RULE_ITEMS) {
+			snprintf(why, whylen, "more than %d items",
+			    CONF_MAX_RULE_ITEMS);
+			return -1;
+		}
+		if (conf_parse_cidr(item, &l[n]) == -1) {
+			snprintf(why, whylen, "%s is not an address prefix "
+			    "(e.g. 10.0.0.0/8, 192.0.2.1, fe80::/10)",
+			    quote(q, item));
+			return -1;
+		}
+		n++;
+	}
+	if (r == -1)
+		return -1;
+	memcpy(dst, l, n * sizeof(l[0]));
+	*np = n;
+	return 0;
+}
+
+/* User names (as in the users file or a certificate's CN). */
+static int
+set_users(const struct conf_cmd *cmd, void *base, const char *v, char *why,
+    size_t whylen)
+{
+	struct conf_rule *ru = base;
+	char l[CONF_MAX_RULE_ITEMS][sizeof(ru->user[0])], item[sizeof(l[0])];
+	size_t n = 0;
+	const char *sp = list_start(v);
+	int r;
+
+	(void)cmd;
+	while ((r = next_item(&sp, item, sizeof(item), why, whylen)) == 1) {
+		if (n == CONF_MAX_RULE_ITEMS) {
+			snprintf(why, whylen, "more than %d items",
+			    CONF_MAX_RULE_ITEMS);
+			return -1;
+		}
+		memcpy(l[n++], item, sizeof(item));
+	}
+	if (r == -1)
+		return -1;
+	memcpy(ru->user, l, n * sizeof(l[0]));
+	ru->n_user = n;
+	return 0;
+}
+
+/*
+ * Lower-case domain s in place and drop one leading dot ("*.x" is not
+ * needed: every entry is a suffix). 0, or -1 if it is not a domain name.
+ */
+static int
+norm_domain(char *s)
+{
+	size_t len;
+	char *p;
+
+	if (s[0] == '.')
+		memmove(s, s + 1, strlen(s));
+	len = strlen(s);
+	if (len == 0 || s[len - 1] == '.')
+		return -1;
+	for (p = s; *p != '\0'; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if (ch == '.' && (p == s || p[-1] == '.'))
+			return -1;
+		if (!isalnum(ch) && ch != '-' && ch != '_' && ch != '.')
+			return -1;
+		*p = (char)tolower(ch);
+	}
+	return 0;
+}
+
+/* Domain suffixes: "example.com" matches it and every name below it. */
+static int
+set_domains(const struct conf_cmd *cmd, void *base, const char *v,
+    char *why, size_t whylen)
+{
+	struct conf_rule *ru = base;
+	char l[CONF_MAX_RULE_ITEMS][sizeof(ru->domain[0])], item[sizeof(l[0])];
+	char q[QUOTE_MAX];
+	size_t n = 0;
+	const char *sp = list_start(v);
+	int r;
+
+	(void)cmd;
+	while ((r = next_item(&sp, item, sizeof(item), why, whylen)) == 1) {
+		if (n == CONF_MAX_RULE_ITEMS) {
+			snprintf(why, whylen, "more than %d items",
+			    CONF_MAX_RULE_ITEMS);
+			return -1;
+		}
+		quote(q, item);
+		if (norm_domain(item) == -1) {
+			snprintf(why, whylen, "%s is not a domain name", q);
+			return -1;
+		}
+		memcpy(l[n++], item, sizeof(item));
+	}
+	if (r == -1)
+		return -1;
+	memcpy(ru->domain, l, n * sizeof(l[0]));
+	ru->n_domain = n;
+	return 0;
+}
+
+/* Destination ports: "N" or "N-M", 1..65535, N <= M. */
+static int
+set_ports(const struct conf_cmd *cmd, void *base, const char *v, char *why,
+    size_t whylen)
+{
+	struct conf_rule *ru = base;
+	uint16_t lo[CONF_MAX_RULE_ITEMS], hi[CONF_MAX_RULE_ITEMS];
+	size_t n = 0;
+	const char *sp = list_start(v), *dash;
+	char item[16], q[QUOTE_MAX];
+	int r;
+
+	(void)cmd;
+	while ((r = next_item(&sp, item, sizeof(item), why, whylen)) == 1) {
+		if (n == CONF_MAX_RULE_ITEMS) {
+			snprintf(why, whylen, "more than %d items",
+			    CONF_MAX_RULE_ITEMS);
+			return -1;
+		}
+		dash = strchr(item, '-');
+		if (dash == NULL) {
+			if (parse_port(item, strlen(item), &lo[n]) == -1)
+				goto bad;
+			hi[n] = lo[n];
+		} else if (parse_port(item, (size_t)(dash - item), &lo[n]) ==
+		    -1 || parse_port(dash + 1, strlen(dash + 1), &hi[n]) ==
+		    -1 || lo[n] > hi[n])
+			goto bad;
+		n++;
+	}
+	if (r == -1)
+		return -1;
+	memcpy(ru->port_lo, lo, n * sizeof(lo[0]));
+	memcpy(ru->port_hi, hi, n * sizeof(hi[0]));
+	ru->n_port = n;
+	return 0;
+bad:
+	snprintf(why, whylen, "%s is not a port or range (N or N-M, "
+	    "1..65535)", quote(q, item));
+	return -1;
+}
+
+/* SOCKS commands: connect, bind, udp; stored as bits (1 << code). */
+static int
+set_commands(const struct conf_cmd *cmd, void *base, const char *v,
+    char *why, size_t whylen)
+{
+	uint8_t *dst = (uint8_t *)base + cmd->off;
+	uint8_t bits = 0;
+	const char *sp = list_start(v);
+	char item[16], q[QUOTE_MAX];
+	int r;
+
+	while ((r = next_item(&sp, item, sizeof(item), why, whylen)) == 1) {
+		if (strcmp(item, "connect") == 0)
+			bits |= 1u << SOCKS5_CMD_CONNECT;
+		else if (strcmp(item, "bind") == 0)
+			bits |= 1u << SOCKS5_CMD_BIND;
+		else if (strcmp(item, "udp") == 0)
+			bits |= 1u << SOCKS5_CMD_UDP_ASSOCIATE;
+		else {
+			snprintf(why, whylen, "%s is not a command (connect, "
+			    "bind, udp)", quote(q, item));
+			return -1;
+		}
+	}
+	if (r == -1)
+		return -1;
+	*dst = bits;
+	return 0;
+}
+
+#define GW(m) offsetof(struct gw_conf, m)
+#define RU(m) offsetof(struct conf_rule, m)
+#define GW_LEN(m) (sizeof(((struct gw_conf *)0)->m) - 1)
+
+static const struct conf_cmd conf_cmds[] = {
+	{ SECT_GATEWAY, "workers", set_workers, GW(workers), 0, 1, 256 },
+	{ SECT_GATEWAY, "log_level", set_log_level, GW(log_level), 0, 0, 0 },
+	{ SECT_GATEWAY, "access_log", set_string, GW(access_log), 0, 1,
+	    GW_LEN(access_log) },
+	{ SECT_GATEWAY, "max_sessions", set_uint, GW(max_sessions), 0, 0,
+	    1000000 },
+	{ SECT_GATEWAY, "max_per_source", set_uint, GW(max_per_source), 0, 0,
+	    1000000 },
+	{ SECT_GATEWAY, "allow_open_proxy", set_bool, GW(allow_open_proxy), 0,
+	    0, 0 },
+
+	{ SECT_SOCKS5, "listen", set_addrs, GW(socks5_listen), 0, 0, 0 },
+	{ SECT_SOCKS5, "methods", set_methods, GW(n_methods), GW(methods), 0,
+	    0 },
+	{ SECT_SOCKS5, "handshake_timeout", set_duration,
+	    GW(handshake_timeout), 0, 1, 3600 },
+	{ SECT_SOCKS5, "idle_timeout", set_duration, GW(idle_timeout), 0, 0,
+	    604800 },
+
+	{ SECT_TLS, "listen", set_addrs, GW(tls_listen), 0, 0, 0 },
+	{ SECT_TLS, "cert", set_string, GW(tls_cert), 0, 0, GW_LEN(tls_cert) },
+	{ SECT_TLS, "key", set_string, GW(tls_key), 0, 0, GW_LEN(tls_key) },
+	{ SECT_TLS, "client_ca", set_string, GW(tls_client_ca), 0, 0,
+	    GW_LEN(tls_client_ca) },
+	{ SECT_TLS, "require_client_cert", set_bool,
+	    GW(tls_require_client_cert), 0, 0, 0 },
+
+	{ SECT_AUTH, "users", set_string, GW(users), 0, 0, GW_LEN(users) },
+	{ SECT_AUTH, "allow_cleartext_password", set_bool,
+	    GW(allow_cleartext_password), 0, 0, 0 },
+	{ SECT_AUTH, "fail_limit", set_uint, GW(fail_limit), 0, 0, 1000 },
+	{ SECT_AUTH, "fail_delay_max", set_duration, GW(fail_delay_max), 0, 0,
+	    60 },
+	{ SECT_AUTH, "fail_block", set_duration, GW(fail_block), 0, 0,
+	    86400 },
+	{ SECT_AUTH, "auth_cache_ttl", set_duration, GW(auth_cache_ttl), 0, 0,
+	    86400 },
+
+	{ SECT_CONVERT, "listen", set_addrs, GW(convert_listen), 0, 0, 0 },
+	{ SECT_CONVERT, "require_auth", set_bool, GW(convert_require_auth), 0,
+	    0, 0 },
+	{ SECT_CONVERT, "keys", set_string, GW(convert_keys), 0, 0,
+	    GW_LEN(convert_keys) },
+	{ SECT_CONVERT, "cookie", set_string, GW(convert_cookie), 0, 0,
+	    GW_LEN(convert_cookie) },
+	{ SECT_CONVERT, "max_skew", set_duration, GW(convert_max_skew), 0, 1,
+	    3600 },
+
+	{ SECT_UPSTREAM, "mptcp", set_bool, GW(upstream_mptcp), 0, 0, 0 },
+	{ SECT_UPSTREAM, "connect_timeout", set_duration, GW(connect_timeout),
+	    0, 1, 3600 },
+	{ SECT_UPSTREAM, "relay", set_relay, GW(relay), 0, 0, 0 },
+	{ SECT_UPSTREAM, "buffer_size", set_uint, GW(buffer_size), 0, 4096,
+	    4194304 },
+
+	{ SECT_RULE, "action", set_action, RU(action), 0, 0, 0 },
+	{ SECT_RULE, "client", set_cidrs, RU(n_client), RU(client), 0, 0 },
+	{ SECT_RULE, "user", set_users, 0, 0, 0, 0 },
+	{ SECT_RULE, "dest", set_cidrs, RU(n_dst), RU(dst), 0, 0 },
+	{ SECT_RULE, "domain", set_domains, 0, 0, 0, 0 },
+	{ SECT_RULE, "port", set_ports, 0, 0, 0, 0 },
+	{ SECT_RULE, "command", set_commands, RU(commands), 0, 0, 0 },
+};
+
+#define N_CMDS (sizeof(conf_cmds) / sizeof(conf_cmds[0]))
+
+struct parse {
+	struct gw_conf *c;
+	FILE *f;
+	const char *name;	/* the file name for messages */
+	char *err;
+	size_t errlen;
+	int lineno;		/* of the line inih is working on */
+	bool failed;
+	int err_line;
+	enum conf_sect sect;
+	char sect_name[80];	/* as written, e.g. "rule.lan" */
+	int sect_line;
+	struct conf_rule *rule;	/* when sect is SECT_RULE */
+	int sect_seen[SECT_RULE];	/* line of each fixed section, 0 = none */
+	int key_line[N_CMDS];	/* line each key was set on, 0 = default */
+};
+
+/*
+ * Record the first error as "name:line: message" ("name: message" when line
+ * is 0). Later errors are dropped: the loader reports the first one only.
+ */
+static void __attribute__((format(printf, 3, 4)))
+fail(struct parse *p, int line, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (p->failed)
+		return;
+	p->failed = true;
+	p->err_line = line;
+	if (p->err == NULL || p->errlen == 0)
+		return;
+	if (line > 0)
+		n = snprintf(p->err, p->errlen, "%s:%d: ", p->name, line);
+	else
+		n = snprintf(p->err, p->errlen, "%s: ", p->name);
+	if (n < 0 || (size_t)n >= p->errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+/* Index of the row for key in sect, or -1. */
+static int
+cmd_find(enum conf_sect sect, const char *key)
+{
+	for (size_t i = 0; i < N_CMDS; i++)
+		if (conf_cmds[i].sect == sect &&
+		    strcmp(conf_cmds[i].key, key) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* The line key of sect was set on, 0 if it kept its default. */
+static int
+key_line(const struct parse *p, enum conf_sect sect, const char *key)
+{
+	int i = cmd_find(sect, key);
+
+	return i == -1 ? 0 : p->key_line[i];
+}
+
+/*
+ * End the current section: a rule must have said what it does. Reported
+ * at the rule's header line, since that is the line to fix.
+ */
+static void
+sect_close(struct parse *p)
+{
+	if (p->sect == SECT_RULE && key_line(p, SECT_RULE, "action") == 0)
+		fail(p, p->sect_line, "[%s]: action is required (allow or "
+		    "deny)", p->sect_name);
+	p->sect = SECT_NONE;
+	p->rule = NULL;
+}
+
+/* True if s is a usable rule name: letters, digits, '-', '_'. */
+static bool
+rule_name_ok(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
+			return false;
+	return true;
+}
+
+/* Start section name (blanks trimmed) at the current line. */
+static void
+sect_open(struct parse *p, const char *name, size_t len)
+{
+	struct gw_conf *c = p->c;
+
+	sect_close(p);
+	if (p->failed)
+		return;
+	while (len > 0 && isspace((unsigned char)*name)) {
+		name++;
+		len--;
+	}
+	while (len > 0 && isspace((unsigned char)name[len - 1]))
+		len--;
+	if (len >= sizeof(p->sect_name)) {
+		fail(p, p->lineno, "section name too long");
+		return;
+	}
+	memcpy(p->sect_name, name, len);
+	p->sect_name[len] = '\0';
+	p->sect_line = p->lineno;
+
+	if (strncmp(p->sect_name, "rule.", 5) == 0) {
+		const char *rn = p->sect_name + 5;
+
+		if (!rule_name_ok(rn) || strlen(rn) >= sizeof(c->rules[0].name)) {
+			fail(p, p->lineno, "[%s]: a rule name is 1..%zu letters, "
+			    "digits, '-' or '_'", p->sect_name,
+			    sizeof(c->rules[0].name) - 1);
+			return;
+		}
+		for (size_t i = 0; i < c->n_rules; i++) {
+			if (strcmp(c->rules[i].name, rn) == 0) {
+				fail(p, p->lineno, "[%s]: rule given twice "
+				    "(first at line %d)", p->sect_name,
+				    c->rules[i].line);
+				return;
+			}
+		}
+		if (c->n_rules == CONF_MAX_RULES) {
+			fail(p, p->lineno, "[%s]: more than %d rules",
+			    p->sect_name, CONF_MAX_RULES);
+			return;
+		}
+		p->rule = &c->rules[c->n_rules++];
+		memset(p->rule, 0, sizeof(*p->rule));
+		strcpy(p->rule->name, rn);
+		p->rule->line = p->lineno;
+		p->sect = SECT_RULE;
+		for (size_t i = 0; i < N_CMDS; i++)
+			if (conf_cmds[i].sect == SECT_RULE)
+				p->key_line[i] = 0;
+		return;
+	}
+	for (int s = SECT_GATEWAY; s < SECT_RULE; s++) {
+		if (strcmp(p->sect_name, sect_names[s]) != 0)
+			continue;
+		if (p->sect_seen[s] != 0) {
+			fail(p, p->lineno, "[%s]: section given twice (first "
+			    "at line %d)", p->sect_name, p->sect_seen[s]);
+			return;
+		}
+		p->sect_seen[s] = p->lineno;
+		p->sect = (enum conf_sect)s;
+		return;
+	}
+	fail(p, p->lineno, "[%.64s]: unknown section (gateway, socks5, tls, "
+	    "auth, convert, upstream or rule.NAME)", p->sect_name);
+}
+
+/*
+ * Where inih would end a name (at one of chars) or cut an inline comment
+ * (a ';' after a blank): the same scan as inih's, so that our view of a
+ * line matches its.
+ */
+static const char *
+scan_to(const char *s, const char *chars)
+{
+	bool was_space = false;
+
+	while (*s != '\0' && strchr(chars, *s) == NULL &&
+	    !(was_space && *s == ';')) {
+		was_space = isspace((unsigned char)*s);
+		s++;
+	}
+	return s;
+}
+
+/*
+ * Look at a line before inih does. Leading blanks (and a BOM) are removed,
+ * because inih would take an indented line after a key as a continuation
+ * of that key's value. Section headers are handled here, since inih does
+ * not report them; a line that is neither a comment, a header nor
+ * "key = value" is refused here with a clearer message than inih's.
+ * 0, or -1 after fail().
+ */
+static int
+check_line(struct parse *p, char *line)
+{
+	char *s = line;
+	const char *end, *rest;
+
+	if (p->lineno == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+		s += 3;
+	while (isspace((unsigned char)*s))
+		s++;
+	if (s != line)
+		memmove(line, s, strlen(s) + 1);
+	if (*line == '\0' || *line == ';' || *line == '#')
+		return 0;
+	if (*line == '[') {
+		end = scan_to(line + 1, "]");
+		if (*end != ']') {
+			fail(p, p->lineno, "missing ']' in section header");
+			return -1;
+		}
+		for (rest = end + 1; isspace((unsigned char)*rest); rest++)
+			;
+		if (*rest != '\0' && *rest != ';') {
+			fail(p, p->lineno, "unexpected text after section "
+			    "header");
+			return -1;
+		}
+		sect_open(p, line + 1, (size_t)(end - line - 1));
+		return p->failed ? -1 : 0;
+	}
+	end = scan_to(line, "=:");
+	if (*end != '=' && *end != ':') {
+		fail(p, p->lineno, "expected \"key = value\" or \"[section]\"");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * inih's line reader: one physical line per call (so inih's line count is
+ * ours), refusing lines longer than inih's buffer instead of letting it
+ * split them, and NUL bytes. NULL at the end or after the first error,
+ * which stops the parse.
+ */
+static char *
+conf_reader(char *buf, int num, void *arg)
+{
+	struct parse *p = arg;
+	size_t n = 0, cap = num > 1 ? (size_t)num - 1 : 0;
+	int ch;
+
+	if (p->failed)
+		return NULL;
+	while ((ch = getc(p->f)) != EOF && ch != '\n') {
+		if (n == cap) {
+			fail(p, p->lineno + 1, "line too long (at most %zu "
+			    "characters)", cap);
+			return NULL;
+		}
+		if (ch == '\0') {
+			fail(p, p->lineno + 1, "NUL byte in line");
+			return NULL;
+		}
+		buf[n++] = (char)ch;
+	}
+	if (ch == EOF && ferror(p->f)) {
+		fail(p, 0, "read error: %s", strerror(errno));
+		return NULL;
+	}
+	if (ch == EOF && n == 0)
+		return NULL;
+	buf[n] = '\0';
+	p->lineno++;
+	if (check_line(p, buf) == -1)
+		return NULL;
+	return buf;
+}
+
+/* inih's handler: one "key = value" line of the current section. */
+static int
+conf_handler(void *arg, const char *section, const char *name,
+    const char *value)
+{
+	struct parse *p = arg;
+	char why[CONF_ERR_MAX];
+	void *base;
+	int i;
+
+	(void)section;	/* we track sections ourselves, untruncated */
+	if (p->failed)
+		return 0;
+	if (*name == '\0') {
+		fail(p, p->lineno, "missing key name before '='");
+		return 0;
+	}
+	if (p->sect == SECT_NONE) {
+		fail(p, p->lineno, "%.64s: key outside a section (add a "
+		    "[section] line above it)", name);
+		return 0;
+	}
+	if ((i = cmd_find(p->sect, name)) == -1) {
+		fail(p, p->lineno, "%s.%.64s: unknown key", p->sect_name, name);
+		return 0;
+	}
+	if (p->key_line[i] != 0) {
+		fail(p, p->lineno, "%s.%s: given twice (first at line %d)",
+		    p->sect_name, name, p->key_line[i]);
+		return 0;
+	}
+	p->key_line[i] = p->lineno;
+	base = p->sect == SECT_RULE ? (void *)p->rule : (void *)p->c;
+	why[0] = '\0';
+	if (conf_cmds[i].set(&conf_cmds[i], base, value, why,
+	    sizeof(why)) == -1) {
+		fail(p, p->lineno, "%s.%s: %s", p->sect_name, name, why);
+		return 0;
+	}
+	return 1;
+}
+
+/* True if a is 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
+static bool
+addr_is_loopback(const struct conf_addr *a)
+{
+	const struct sockaddr_in *sin;
+	const struct sockaddr_in6 *sin6;
+
+	switch (a->ss.ss_family) {
+	case AF_INET:
+		sin = (const struct sockaddr_in *)&a->ss;
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	case AF_INET6:
+		sin6 = (const struct sockaddr_in6 *)&a->ss;
+		if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) &&
+		    sin6->sin6_addr.s6_addr[12] == 127;
+	default:
+		return false;
+	}
+}
+
+/* True if c->methods holds m. */
+static bool
+has_method(const struct gw_conf *c, uint8_t m)
+{
+	for (size_t i = 0; i < c->n_methods; i++)
+		if (c->methods[i] == m)
+			return true;
+	return false;
+}
+
+/*
+ * The first non-loopback address of l, if a client could use a listener
+ * there without logging in; NULL otherwise.
+ */
+static const struct conf_addr *
+open_addr(const struct conf_addr_list *l, bool unauthenticated)
+{
+	if (!unauthenticated)
+		return NULL;
+	for (size_t i = 0; i < l->n; i++)
+		if (!addr_is_loopback(&l->a[i]))
+			return &l->a[i];
+	return NULL;
+}
+
+/* A listen address of b that a also has, or NULL. */
+static const struct conf_addr *
+addr_overlap(const struct conf_addr_list *a, const struct conf_addr_list *b)
+{
+	for (size_t i = 0; i < a->n; i++)
+		for (size_t j = 0; j < b->n; j++)
+			if (addr_eq(&a->a[i], &b->a[j]))
+				return &b->a[j];
+	return NULL;
+}
+
+/*
+ * Checks across keys, each reported at the line of the key that asks for
+ * the missing one (or the file name alone where every key was a default).
+ */
+static void
+cross_check(struct parse *p)
+{
+	const struct gw_conf *c = p->c;
+	const struct conf_addr *a;
+	int ml = key_line(p, SECT_SOCKS5, "methods");
+	bool cert = c->tls_cert[0] != '\0', key = c->tls_key[0] != '\0';
+	bool socks_open, tls_open;
+
+	if (cert != key) {
+		fail(p, key_line(p, SECT_TLS, cert ? "cert" : "key"),
+		    "tls.%s: needs tls.%s too", cert ? "cert" : "key",
+		    cert ? "key" : "cert");
+		return;
+	}
+	for (size_t i = 0; i < c->n_methods; i++) {
+		uint8_t m = c->methods[i];
+
+		if ((m == SOCKS5_METHOD_TLS || m == SOCKS5_METHOD_TLS_USERPASS ||
+		    m == SOCKS5_METHOD_TLS_LOGIN) && !cert) {
+			fail(p, ml, "socks5.methods: %s needs tls.cert and "
+			    "tls.key", conf_method_name(m));
+			return;
+		}
+		if ((m == SOCKS5_METHOD_USERPASS ||
+		    m == SOCKS5_METHOD_TLS_USERPASS) && c->users[0] == '\0') {
+			fail(p, ml, "socks5.methods: %s needs auth.users",
+			    conf_method_name(m));
+			return;
+		}
+		if (m == SOCKS5_METHOD_TLS_LOGIN && c->users[0] == '\0' &&
+		    c->tls_client_ca[0] == '\0') {
+			fail(p, ml, "socks5.methods: tls-login needs auth.users "
+			    "or tls.client_ca");
+			return;
+		}
+	}
+	if (c->tls_listen.n > 0 && !cert) {
+		fail(p, key_line(p, SECT_TLS, "listen"), "tls.listen: needs "
+		    "tls.cert and tls.key");
+		return;
+	}
+	if (c->tls_require_client_cert && c->tls_client_ca[0] == '\0') {
+		fail(p, key_line(p, SECT_TLS, "require_client_cert"),
+		    "tls.require_client_cert: needs tls.client_ca");
+		return;
+	}
+	if (c->convert_listen.n > 0 && c->convert_require_auth &&
+	    c->convert_keys[0] == '\0') {
+		fail(p, key_line(p, SECT_CONVERT, "listen"), "convert.listen: "
+		    "needs convert.keys (or convert.require_auth = no)");
+		return;
+	}
+	if (c->socks5_listen.n + c->tls_listen.n + c->convert_listen.n == 0) {
+		fail(p, key_line(p, SECT_SOCKS5, "listen"), "no listener: set "
+		    "socks5.listen, tls.listen or convert.listen");
+		return;
+	}
+	if ((a = addr_overlap(&c->socks5_listen, &c->tls_listen)) != NULL) {
+		fail(p, key_line(p, SECT_TLS, "listen"), "tls.listen: %s is "
+		    "also in socks5.listen", a->text);
+		return;
+	}
+	if ((a = addr_overlap(&c->socks5_listen, &c->convert_listen)) !=
+	    NULL) {
+		fail(p, key_line(p, SECT_CONVERT, "listen"), "convert.listen: "
+		    "%s is also in socks5.listen", a->text);
+		return;
+	}
+	if ((a = addr_overlap(&c->tls_listen, &c->convert_listen)) != NULL) {
+		fail(p, key_line(p, SECT_CONVERT, "listen"), "convert.listen: "
+		    "%s is also in tls.listen", a->text);
+		return;
+	}
+	if (c->allow_open_proxy)
+		return;
+	/* TLS without a verified client certificate identifies nobody. */
+	tls_open = has_method(c, SOCKS5_METHOD_NONE) ||
+	    (has_method(c, SOCKS5_METHOD_TLS) && !c->tls_require_client_cert);
+	socks_open = has_method(c, SOCKS5_METHOD_NONE) ||
+	    has_method(c, SOCKS5_METHOD_TLS);
+	if ((a = open_addr(&c->socks5_listen, socks_open)) != NULL)
+		fail(p, key_line(p, SECT_SOCKS5, "listen"), "socks5.listen: "
+		    "%s is not loopback and socks5.methods lets clients in "
+		    "without a login; set gateway.allow_open_proxy = yes to "
+		    "run an open proxy", a->text);
+	else if ((a = open_addr(&c->tls_listen, tls_open)) != NULL)
+		fail(p, key_line(p, SECT_TLS, "listen"), "tls.listen: %s is "
+		    "not loopback and socks5.methods lets clients in without "
+		    "a login; set gateway.allow_open_proxy = yes to run an "
+		    "open proxy", a->text);
+	else if ((a = open_addr(&c->convert_listen,
+	    !c->convert_require_auth)) != NULL)
+		fail(p, key_line(p, SECT_CONVERT, "listen"), "convert.listen: "
+		    "%s is not loopback and convert.require_auth = no; set "
+		    "gateway.allow_open_proxy = yes to run an open proxy",
+		    a->text);
+}
+
+void
+conf_defaults(struct gw_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->workers = 0;
+	c->log_level = LOG_LVL_INFO;
+	strcpy(c->access_log, "stderr");
+	c->socks5_listen.n = 1;
+	(void)conf_parse_addr("127.0.0.1:1080", &c->socks5_listen.a[0]);
+	c->n_methods = 1;
+	c->methods[0] = SOCKS5_METHOD_NONE;
+	c->handshake_timeout = 10;
+	c->idle_timeout = 300;
+	c->fail_limit = 5;
+	c->fail_delay_max = 4;
+	c->fail_block = 60;
+	c->auth_cache_ttl = 300;
+	c->convert_require_auth = true;
+	c->convert_max_skew = 30;
+	c->upstream_mptcp = true;
+	c->connect_timeout = 10;
+	strcpy(c->relay, "buffer");
+	c->buffer_size = 65536;
+}
+
+int
+conf_load_stream(struct gw_conf *c, FILE *f, const char *name, char *err,
+    size_t errlen)
+{
+	struct parse p;
+	int r;
+
+	conf_defaults(c);
+	memset(&p, 0, sizeof(p));
+	p.c = c;
+	p.f = f;
+	p.name = name;
+	p.err = err;
+	p.errlen = errlen;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (strlen(name) >= sizeof(c->path)) {
+		fail(&p, 0, "file name too long");
+		return -1;
+	}
+	strcpy(c->path, name);
+
+	r = ini_parse_stream(conf_reader, &p, conf_handler, &p);
+	/*
+	 * check_line() refuses every line inih would; this is a safety net
+	 * for an inih whose rules differ, keeping whichever error came first.
+	 */
+	if (r > 0 && (!p.failed || r < p.err_line)) {
+		p.failed = false;
+		fail(&p, r, "syntax error (inih)");
+	} else if (r < 0)
+		fail(&p, 0, "out of memory");
+	if (!p.failed)
+		sect_close(&p);
+	if (!p.failed)
+		cross_check(&p);
+	return p.failed ? -1 : 0;
+}
+
+int
+conf_load(struct gw_conf *c, const char *path, char *err, size_t errlen)
+{
+	FILE *f;
+	int r;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		conf_defaults(c);
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	r = conf_load_stream(c, f, path, err, errlen);
+	fclose(f);
+	return r;
+}
+
+int
+conf_parse_addr(const char *s, struct conf_addr *a)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&a->ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->ss;
+	char host[INET6_ADDRSTRLEN];
+	const char *h, *he, *port;
+	size_t len = strlen(s), hlen;
+	uint16_t pn;
+	bool v6;
+
+	memset(a, 0, sizeof(*a));
+	if (len >= sizeof(a->text))
+		return -1;
+	if (s[0] == '[') {
+		if ((he = strchr(s, ']')) == NULL || he[1] != ':')
+			return -1;
+		h = s + 1;
+		port = he + 2;
+		v6 = true;
+	} else {
+		if ((port = strrchr(s, ':')) == NULL)
+			return -1;
+		h = s;
+		he = port++;
+		v6 = false;
+	}
+	hlen = (size_t)(he - h);
+	if (hlen >= sizeof(host))
+		return -1;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	if (parse_port(port, strlen(port), &pn) == -1)
+		goto bad;
+	if (v6) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(pn);
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			goto bad;
+		a->len = sizeof(*sin6);
+	} else {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(pn);
+		if (hlen == 0)
+			sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+			goto bad;
+		a->len = sizeof(*sin);
+	}
+	memcpy(a->text, s, len + 1);
+	return 0;
+bad:
+	memset(a, 0, sizeof(*a));
+	return -1;
+}
+
+int
+conf_parse_cidr(const char *s, struct conf_cidr *c)
+{
+	char buf[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	size_t alen = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	unsigned long plen, maxlen;
+
+	memset(c, 0, sizeof(*c));
+	if (alen == 0 || alen >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
+	if (inet_pton(AF_INET, buf, c->addr) == 1) {
+		c->family = AF_INET;
+		maxlen = 32;
+	} else if (inet_pton(AF_INET6, buf, c->addr) == 1) {
+		c->family = AF_INET6;
+		maxlen = 128;
+	} else
+		goto bad;
+	plen = maxlen;
+	if (slash != NULL && (strlen(slash + 1) > 3 ||
+	    parse_digits(slash + 1, strlen(slash + 1), &plen) == -1 ||
+	    plen > maxlen))
+		goto bad;
+	c->plen = (uint8_t)plen;
+	/* "192.168.1.7/24" means the network: clear the host bits. */
+	for (unsigned long bit = plen; bit < maxlen; bit++)
+		c->addr[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+	return 0;
+bad:
+	memset(c, 0, sizeof(*c));
+	return -1;
+}
+
+/* True if the first plen bits of a and b agree. */
+static bool
+prefix_eq(const uint8_t *a, const uint8_t *b, unsigned plen)
+{
+	unsigned full = plen / 8, rest = plen % 8;
+	uint8_t mask;
+
+	if (memcmp(a, b, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	mask = (uint8_t)(0xff00u >> rest);
+	return (a[full] & mask) == (b[full] & mask);
+}
+
+bool
+conf_cidr_match(const struct conf_cidr *c, const struct sockaddr *sa)
+{
+	const struct sockaddr_in *sin;
+	const struct sockaddr_in6 *sin6;
+	const uint8_t *a;
+
+	switch (sa->sa_family) {
+	case AF_INET:
+		if (c->family != AF_INET)
+			return false;
+		sin = (const struct sockaddr_in *)(const void *)sa;
+		a = (const uint8_t *)&sin->sin_addr;
+		break;
+	case AF_INET6:
+		sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+		a = sin6->sin6_addr.s6_addr;
+		if (c->family == AF_INET) {
+			/* A dual-stack socket sees IPv4 clients as
+			 * ::ffff:a.b.c.d; IPv4 rules must still apply. */
+			if (!IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+				return false;
+			a += 12;
+		} else if (c->family != AF_INET6)
+			return false;
+		break;
+	default:
+		return false;
+	}
+	return prefix_eq(c->addr, a, c->plen);
+}
+
+int
+conf_method_parse(const char *s)
+{
+	for (size_t i = 0; i < sizeof(conf_methods) / sizeof(conf_methods[0]);
+	    i++)
+		if (conf_methods[i].parsable &&
+		    strcmp(conf_methods[i].name, s) == 0)
+			return conf_methods[i].code;
+	return -1;
+}
+
+const char *
+conf_method_name(uint8_t method)
+{
+	for (size_t i = 0; i < sizeof(conf_methods) / sizeof(conf_methods[0]);
+	    i++)
+		if (conf_methods[i].code == method)
+			return conf_methods[i].name;
+	return "unknown";
+}

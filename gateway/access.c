@@ -1,0 +1,98 @@
+#include "gateway/access.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static atomic_int access_fd = -1;
+
+int
+access_open(const char *dest)
+{
+	int fd, old;
+
+	if (strcmp(dest, "off") == 0)
+		fd = -1;
+	else if (strcmp(dest, "stderr") == 0)
+		fd = STDERR_FILENO;
+	else if ((fd = open(dest, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+	    0640)) == -1)
+		return -1;
+	old = atomic_exchange(&access_fd, fd);
+	/* A line being written to the old file still lands in it. */
+	if (old > STDERR_FILENO)
+		close(old);
+	return 0;
+}
+
+void
+access_close(void)
+{
+	int old = atomic_exchange(&access_fd, -1);
+
+	if (old > STDERR_FILENO)
+		close(old);
+}
+
+/*
+ * Copy a peer-supplied field (user name, domain) into out with every byte
+ * that could break the line format written as \xNN, so a client cannot
+ * forge log lines or fields.
+ */
+static const char *
+clean(const char *in, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (in == NULL || in[0] == '\0')
+		return "-";
+	for (; *in != '\0' && cap - o > 4; in++) {
+		unsigned char c = (unsigned char)*in;
+
+		if (c > 0x20 && c < 0x7f && c != '\\' && c != '=') {
+			out[o++] = (char)c;
+			continue;
+		}
+		out[o++] = '\\';
+		out[o++] = 'x';
+		out[o++] = hex[c >> 4];
+		out[o++] = hex[c & 15];
+	}
+	out[o] = '\0';
+	return out;
+}
+
+void
+access_write(const struct access_entry *e)
+{
+	char line[2048], ts[32], user[300], target[300];
+	struct timespec now;
+	struct tm tm;
+	int fd = atomic_load(&access_fd), n;
+
+	if (fd == -1)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	n = snprintf(line, sizeof(line), "%s.%03ldZ access id=%" PRIu64
+	    " client=%s user=%s method=%s target=%s result=%s mptcp=%s"
+	    " subflows=%u up=%" PRIu64 " down=%" PRIu64 " duration=%.3f\n",
+	    ts, now.tv_nsec / 1000000, e->id, e->client,
+	    clean(e->user, user, sizeof(user)), e->method,
+	    clean(e->target, target, sizeof(target)), e->result,
+	    e->mptcp ? "yes" : "no", e->subflows, e->up, e->down, e->duration);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	/* Nothing useful to do if the log is full: the session goes on. */
+	(void)!write(fd, line, (size_t)n);
+}

@@ -1,0 +1,109 @@
+#include "gateway/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static enum log_level log_max = LOG_LVL_INFO;
+
+static const char *const log_names[] = {
+	[LOG_LVL_ERROR] = "error",
+	[LOG_LVL_WARN] = "warn",
+	[LOG_LVL_INFO] = "info",
+	[LOG_LVL_DEBUG] = "debug",
+};
+
+void
+log_set_level(enum log_level lvl)
+{
+	log_max = lvl;
+}
+
+bool
+log_enabled(enum log_level lvl)
+{
+	return lvl <= log_max;
+}
+
+int
+log_level_parse(const char *s)
+{
+	for (size_t i = 0; i < sizeof(log_names) / sizeof(log_names[0]); i++)
+		if (strcmp(s, log_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Format the whole line first and emit it with one fputs so that lines from
+ * different worker threads never interleave.
+ */
+static void
+log_vline(enum log_level lvl, int err, const char *fmt, va_list ap)
+{
+	char line[1024];
+	struct timespec ts;
+	struct tm tm;
+	int n;
+
+	if (!log_enabled(lvl))
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+	n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03ldZ %s: ",
+	    ts.tv_nsec / 1000000, log_names[lvl]);
+	if (n < (int)sizeof(line))
+		n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	if (err != 0 && n < (int)sizeof(line))
+		n += snprintf(line + n, sizeof(line) - (size_t)n, ": %s",
+		    strerror(err));
+	if (n >= (int)sizeof(line) - 1)
+		n = (int)sizeof(line) - 2;
+	line[n] = '\n';
+	line[n + 1] = '\0';
+	fputs(line, stderr);
+}
+
+#define LOG_FN(name, lvl, with_errno)                \
+	void name(const char *fmt, ...)              \
+	{                                            \
+		int saved = errno;                   \
+		va_list ap;                          \
+		va_start(ap, fmt);                   \
+		log_vline(lvl, with_errno ? saved : 0, fmt, ap); \
+		va_end(ap);                          \
+		errno = saved;                       \
+	}
+
+LOG_FN(log_warn, LOG_LVL_WARN, true)
+LOG_FN(log_warnx, LOG_LVL_WARN, false)
+LOG_FN(log_error, LOG_LVL_ERROR, false)
+LOG_FN(log_info, LOG_LVL_INFO, false)
+LOG_FN(log_debug, LOG_LVL_DEBUG, false)
+
+void
+fatal(const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vline(LOG_LVL_ERROR, saved, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vline(LOG_LVL_ERROR, 0, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

@@ -1,0 +1,437 @@
+/*
+ * mpgw: the daemon's entry point. Loads the config, opens the listeners
+ * (each worker its own), starts the workers and the blocking-work pool, and
+ * then waits for signals: SIGHUP reloads, SIGTERM/SIGINT drain and stop.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "auth/userdb.h"
+#include "conf/conf.h"
+#include "gateway/access.h"
+#include "gateway/log.h"
+#include "gateway/mptcp.h"
+#include "gateway/pool.h"
+#include "gateway/session.h"
+#include "gateway/snap.h"
+#include "gateway/worker.h"
+
+#define MPGW_VERSION "0.1.0"
+#define DEFAULT_CONFIG "/etc/mpgw/mpgw.ini"
+#define MAX_WORKERS 256
+/* Seconds SIGTERM waits for sessions to finish before closing them. */
+#define DRAIN_TIMEOUT 30.
+
+static struct worker *workers;
+static unsigned n_workers;
+static const char *config_path = DEFAULT_CONFIG;
+static bool draining;
+static ev_timer drain_timer;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: mpgw [-t] [-d] [-c FILE]\n"
+	    "       mpgw passwd FILE USER\n"
+	    "\n"
+	    "SOCKS5 gateway that carries connections upstream over Multipath TCP.\n"
+	    "\n"
+	    "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+	    "  -t, --test         check the configuration and the files it names, then exit\n"
+	    "  -d, --debug        log at debug level (overrides gateway.log_level)\n"
+	    "  -h, --help         this text\n"
+	    "  -V, --version      print the version\n"
+	    "\n"
+	    "  passwd FILE USER   set USER's password in the users file FILE (a yescrypt\n"
+	    "                     hash; the password is read without echo, or from stdin)\n"
+	    "\n"
+	    "Runs in the foreground and logs to stderr. Signals: HUP reloads the\n"
+	    "configuration and users file, TERM/INT stop accepting and drain (a second\n"
+	    "one closes everything at once). See README.md for every config key.\n");
+}
+
+static bool
+addr_is_loopback(const struct conf_addr *a)
+{
+	struct conf_cidr v4, v6;
+
+	conf_parse_cidr("127.0.0.0/8", &v4);
+	conf_parse_cidr("::1/128", &v6);
+	return conf_cidr_match(&v4, (const struct sockaddr *)&a->ss) ||
+	    conf_cidr_match(&v6, (const struct sockaddr *)&a->ss);
+}
+
+/*
+ * Refuse a config that would make an open proxy: a listener beyond loopback
+ * that lets clients in with no authentication, unless the operator said so.
+ */
+static int
+check_open_proxy(const struct gw_conf *c, char *err, size_t errlen)
+{
+	bool none = false;
+
+	for (size_t i = 0; i < c->n_methods; i++)
+		if (c->methods[i] == 0x00)
+			none = true;
+	if (!none || c->allow_open_proxy)
+		return 0;
+	for (size_t i = 0; i < c->socks5_listen.n; i++) {
+		if (!addr_is_loopback(&c->socks5_listen.a[i])) {
+			snprintf(err, errlen, "%.200s: socks5.listen %.80s is not "
+			    "loopback and socks5.methods allows \"none\": this "
+			    "is an open proxy; require authentication, or set "
+			    "gateway.allow_open_proxy = yes", c->path,
+			    c->socks5_listen.a[i].text);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static struct gw_snap *
+load(char *err, size_t errlen)
+{
+	struct gw_snap *s = snap_load(config_path, err, errlen);
+
+	if (s != NULL && check_open_proxy(&s->conf, err, errlen) == -1) {
+		snap_unref(s);
+		return NULL;
+	}
+	return s;
+}
+
+static bool
+listen_same(const struct conf_addr_list *a, const struct conf_addr_list *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->a[i].text, b->a[i].text) != 0)
+			return false;
+	return true;
+}
+
+static void
+reload(void)
+{
+	char err[CONF_ERR_MAX];
+	struct gw_snap *s = load(err, sizeof(err)), *old;
+
+	if (s == NULL) {
+		log_error("reload failed, keeping the running config: %s", err);
+		return;
+	}
+	old = snap_current();
+	if (!listen_same(&old->conf.socks5_listen, &s->conf.socks5_listen) ||
+	    s->conf.workers != old->conf.workers ||
+	    s->conf.buffer_size != old->conf.buffer_size)
+		log_warnx("reload: listen addresses, workers and buffer_size "
+		    "change only on restart");
+	snap_unref(old);
+	log_set_level(s->conf.log_level);
+	if (access_open(s->conf.access_log) == -1)
+		log_warn("reload: access log %s", s->conf.access_log);
+	snap_install(s);
+	log_info("reloaded %s", config_path);
+}
+
+static void
+stop_all(struct ev_loop *loop)
+{
+	(void)loop;
+	for (unsigned i = 0; i < n_workers; i++)
+		worker_command(&workers[i], WORKER_CMD_STOP);
+}
+
+static void
+drain_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)t;
+	(void)revents;
+	log_warnx("drain: %u session(s) still open after %.0f s: closing them",
+	    sess_count(), DRAIN_TIMEOUT);
+	stop_all(loop);
+}
+
+static void
+signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+	(void)revents;
+	if (sig->signum == SIGHUP) {
+		reload();
+		return;
+	}
+	if (draining) {
+		log_info("second signal: closing %u session(s) now",
+		    sess_count());
+		stop_all(loop);
+		return;
+	}
+	draining = true;
+	log_info("signal %d: no new connections; draining %u session(s)",
+	    sig->signum, sess_count());
+	for (unsigned i = 0; i < n_workers; i++)
+		worker_command(&workers[i], WORKER_CMD_DRAIN);
+	ev_timer_init(&drain_timer, drain_timeout_cb, DRAIN_TIMEOUT, 0.);
+	ev_timer_start(loop, &drain_timer);
+}
+
+static void
+worker_exit_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	(void)a;
+	(void)revents;
+	for (unsigned i = 0; i < n_workers; i++)
+		if (!atomic_load(&workers[i].exited))
+			return;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("raising the open-file limit");
+	}
+}
+
+/* Fail early, with a clear message, if another process holds a port. */
+static int
+probe_listen(const struct gw_conf *c, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < c->socks5_listen.n; i++) {
+		const struct conf_addr *a = &c->socks5_listen.a[i];
+		int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int one = 1;
+
+		if (fd == -1)
+			continue;
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+		    sizeof(one));
+		/* No SO_REUSEPORT here: only a free port binds. */
+		if (bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1) {
+			snprintf(err, errlen, "listen on %s: %s", a->text,
+			    strerror(errno));
+			close(fd);
+			return -1;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+static int
+run(bool debug)
+{
+	char err[CONF_ERR_MAX];
+	struct gw_snap *snap;
+	struct ev_loop *loop;
+	ev_signal sig_hup, sig_term, sig_int;
+	ev_async exit_async;
+	sigset_t set;
+	long ncpu;
+
+	if ((snap = load(err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	log_set_level(debug ? LOG_LVL_DEBUG : snap->conf.log_level);
+	if (access_open(snap->conf.access_log) == -1)
+		fatal("access log %s", snap->conf.access_log);
+	snap_install(snap_ref(snap));
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+	if (snap->conf.upstream_mptcp)
+		mptcp_report();
+	else
+		log_info("upstream.mptcp = off: upstream connections are TCP");
+
+	n_workers = snap->conf.workers;
+	if (n_workers == 0) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		n_workers = ncpu < 1 ? 1 : ncpu > MAX_WORKERS ? MAX_WORKERS :
+		    (unsigned)ncpu;
+	}
+	if (probe_listen(&snap->conf, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	if ((workers = calloc(n_workers, sizeof(*workers))) == NULL)
+		fatal("workers");
+	for (unsigned i = 0; i < n_workers; i++)
+		if (worker_init(&workers[i], i, &snap->conf, err,
+		    sizeof(err)) == -1)
+			fatalx("%s", err);
+	if (pool_start(n_workers < 2 ? 2 : n_workers) == -1)
+		fatal("thread pool");
+
+	/* Signals go to the main thread only; workers inherit the mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	loop = ev_default_loop(EVFLAG_AUTO);
+	ev_async_init(&exit_async, worker_exit_cb);
+	ev_async_start(loop, &exit_async);
+	worker_notify_exit(loop, &exit_async);
+	for (unsigned i = 0; i < n_workers; i++)
+		if (worker_start(&workers[i]) == -1)
+			fatal("worker thread");
+	ev_signal_init(&sig_hup, signal_cb, SIGHUP);
+	ev_signal_init(&sig_term, signal_cb, SIGTERM);
+	ev_signal_init(&sig_int, signal_cb, SIGINT);
+	ev_signal_start(loop, &sig_hup);
+	ev_signal_start(loop, &sig_term);
+	ev_signal_start(loop, &sig_int);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	for (size_t i = 0; i < snap->conf.socks5_listen.n; i++)
+		log_info("socks5 listening on %s", snap->conf.socks5_listen.a[i].text);
+	log_info("mpgw %s started: %u worker(s), config %s", MPGW_VERSION,
+	    n_workers, config_path);
+	snap_unref(snap);
+
+	ev_run(loop, 0);
+
+	for (unsigned i = 0; i < n_workers; i++)
+		worker_join(&workers[i]);
+	pool_stop();
+	for (unsigned i = 0; i < n_workers; i++)
+		worker_fini(&workers[i]);
+	free(workers);
+	ev_timer_stop(loop, &drain_timer);
+	ev_loop_destroy(loop);
+	snap_install(NULL);
+	access_close();
+	log_info("stopped");
+	return 0;
+}
+
+/* Read a password from the terminal without echo, or a line from stdin. */
+static int
+read_password(const char *prompt, char *buf, size_t len)
+{
+	struct termios old, noecho;
+	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+	size_t n;
+
+	if (tty) {
+		fputs(prompt, stderr);
+		noecho = old;
+		noecho.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &noecho);
+	}
+	if (fgets(buf, (int)len, stdin) == NULL)
+		buf[0] = '\0';
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	n = strcspn(buf, "\r\n");
+	buf[n] = '\0';
+	return n == 0 ? -1 : 0;
+}
+
+static int
+cmd_passwd(int argc, char **argv)
+{
+	char pass[256], again[256], hash[AUTH_HASH_MAX], err[CONF_ERR_MAX];
+	int rc = 1;
+
+	if (argc != 3) {
+		usage(stderr);
+		return 2;
+	}
+	if (read_password("Password: ", pass, sizeof(pass)) == -1) {
+		fprintf(stderr, "mpgw passwd: empty password\n");
+		goto out;
+	}
+	if (isatty(STDIN_FILENO)) {
+		read_password("Again: ", again, sizeof(again));
+		if (strcmp(pass, again) != 0) {
+			fprintf(stderr, "mpgw passwd: passwords differ\n");
+			goto out;
+		}
+	}
+	if (auth_hash_password(pass, hash, sizeof(hash)) == -1) {
+		fprintf(stderr, "mpgw passwd: hashing: %s\n", strerror(errno));
+		goto out;
+	}
+	if (auth_userdb_set(argv[1], argv[2], hash, err, sizeof(err)) == -1) {
+		fprintf(stderr, "mpgw passwd: %s\n", err);
+		goto out;
+	}
+	rc = 0;
+out:
+	explicit_bzero(pass, sizeof(pass));
+	explicit_bzero(again, sizeof(again));
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool test = false, debug = false;
+	int ch;
+
+	if (argc > 1 && strcmp(argv[1], "passwd") == 0)
+		return cmd_passwd(argc - 1, argv + 1);
+	while ((ch = getopt_long(argc, argv, "c:tdhV", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 't':
+			test = true;
+			break;
+		case 'd':
+			debug = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("mpgw %s\n", MPGW_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "mpgw: unexpected argument \"%s\"\n",
+		    argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (test) {
+		char err[CONF_ERR_MAX];
+		struct gw_snap *s = load(err, sizeof(err));
+
+		if (s == NULL) {
+			fprintf(stderr, "mpgw: %s\n", err);
+			return 1;
+		}
+		snap_unref(s);
+		printf("mpgw: %s: configuration OK\n", config_path);
+		return 0;
+	}
+	return run(debug);
+}

@@ -1,0 +1,261 @@
+#include "gateway/relay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gateway/worker.h"
+
+#define container_of(p, type, member) \
+	((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+static void relay_dir_update(struct relay_dir *d);
+
+static bool
+dir_pending(const struct relay_dir *d)
+{
+	return d->len - d->off > 0 || d->inpipe > 0;
+}
+
+static void
+relay_fail(struct relay *r, int err)
+{
+	relay_stop(r);
+	r->done(r, err == 0 ? EIO : err);
+}
+
+static void
+relay_check_done(struct relay *r)
+{
+	if (r->up.shut && r->down.shut) {
+		relay_stop(r);
+		r->done(r, 0);
+	}
+}
+
+/*
+ * Push what the direction holds to its write side. Returns 0 (all of it, or
+ * as much as the socket takes now) or -1 with errno for a failed peer.
+ */
+static int
+dir_flush(struct relay_dir *d)
+{
+	while (dir_pending(d)) {
+		ssize_t n;
+		bool from_buf = d->len - d->off > 0;
+
+		/* Buffered bytes (early data) go before anything in the pipe. */
+		if (from_buf)
+			n = send(d->to, d->buf + d->off, d->len - d->off,
+			    MSG_NOSIGNAL);
+		else
+			n = splice(d->pipe[0], NULL, d->to, NULL, d->inpipe,
+			    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return 0;
+			return -1;
+		}
+		if (from_buf)
+			d->off += (size_t)n;
+		else
+			d->inpipe -= (size_t)n;
+	}
+	if (d->buf != NULL) {
+		/* An idle direction holds no buffer. */
+		worker_buf_put(d->r->w, d->buf);
+		d->buf = NULL;
+		d->off = d->len = 0;
+	}
+	return 0;
+}
+
+/* Read once from the direction's read side: 1 data, 0 EOF, -1 error/again. */
+static int
+dir_fill(struct relay_dir *d)
+{
+	struct worker *w = d->r->w;
+	ssize_t n;
+
+	for (;;) {
+		if (d->pipe[0] != -1) {
+			n = splice(d->from, NULL, d->pipe[1], NULL, w->buf_size,
+			    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		} else {
+			if (d->buf == NULL && (d->buf = worker_buf_get(w)) ==
+			    NULL)
+				return -1;
+			n = recv(d->from, d->buf, w->buf_size, 0);
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		break;
+	}
+	if (n > 0) {
+		d->bytes += (uint64_t)n;
+		if (d->pipe[0] != -1)
+			d->inpipe = (size_t)n;
+		else {
+			d->off = 0;
+			d->len = (size_t)n;
+		}
+		return 1;
+	}
+	if (n == 0) {
+		d->eof = true;
+		return 0;
+	}
+	return -1;
+}
+
+static void
+dir_rd_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct relay_dir *d = container_of(io, struct relay_dir, rd);
+	struct relay *r = d->r;
+	int rc;
+
+	(void)revents;
+	r->last_active = ev_now(loop);
+	rc = dir_fill(d);
+	if (rc == -1) {
+		if (errno == EAGAIN)
+			return;
+		relay_fail(r, errno);
+		return;
+	}
+	if (rc == 1 && dir_flush(d) == -1) {
+		relay_fail(r, errno);
+		return;
+	}
+	relay_dir_update(d);
+}
+
+static void
+dir_wr_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct relay_dir *d = container_of(io, struct relay_dir, wr);
+
+	(void)revents;
+	d->r->last_active = ev_now(loop);
+	if (dir_flush(d) == -1) {
+		relay_fail(d->r, errno);
+		return;
+	}
+	relay_dir_update(d);
+}
+
+/*
+ * Set the direction's watchers from its state: bytes pending -> wait until
+ * the peer can take them (and read no more); empty -> read; EOF and empty ->
+ * pass the half-close on and stop.
+ */
+static void
+relay_dir_update(struct relay_dir *d)
+{
+	struct ev_loop *loop = d->r->w->loop;
+
+	if (dir_pending(d)) {
+		ev_io_stop(loop, &d->rd);
+		ev_io_start(loop, &d->wr);
+		return;
+	}
+	ev_io_stop(loop, &d->wr);
+	if (!d->eof) {
+		ev_io_start(loop, &d->rd);
+		return;
+	}
+	ev_io_stop(loop, &d->rd);
+	if (!d->shut) {
+		d->shut = true;
+		/* The peer may be gone already; the other direction says so. */
+		shutdown(d->to, SHUT_WR);
+	}
+	relay_check_done(d->r);
+}
+
+static void
+dir_init(struct relay *r, struct relay_dir *d, int from, int to)
+{
+	memset(d, 0, sizeof(*d));
+	d->r = r;
+	d->from = from;
+	d->to = to;
+	d->pipe[0] = d->pipe[1] = -1;
+	ev_io_init(&d->rd, dir_rd_cb, from, EV_READ);
+	ev_io_init(&d->wr, dir_wr_cb, to, EV_WRITE);
+}
+
+static int
+dir_pipe(struct relay_dir *d)
+{
+	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == -1)
+		return -1;
+	/* Best effort: a pipe as large as a relay buffer. */
+	(void)fcntl(d->pipe[1], F_SETPIPE_SZ, (int)d->r->w->buf_size);
+	return 0;
+}
+
+static void
+dir_release(struct relay *r, struct relay_dir *d)
+{
+	ev_io_stop(r->w->loop, &d->rd);
+	ev_io_stop(r->w->loop, &d->wr);
+	if (d->buf != NULL) {
+		worker_buf_put(r->w, d->buf);
+		d->buf = NULL;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (d->pipe[i] != -1) {
+			close(d->pipe[i]);
+			d->pipe[i] = -1;
+		}
+	}
+}
+
+int
+relay_start(struct relay *r, struct worker *w, int cfd, int ufd,
+    bool use_splice, const uint8_t *first, size_t first_len,
+    void (*done)(struct relay *, int))
+{
+	r->w = w;
+	r->done = done;
+	r->splice = use_splice;
+	r->last_active = ev_now(w->loop);
+	dir_init(r, &r->up, cfd, ufd);
+	dir_init(r, &r->down, ufd, cfd);
+	if (use_splice && (dir_pipe(&r->up) == -1 ||
+	    dir_pipe(&r->down) == -1)) {
+		/* No pipes to be had: relay through buffers instead. */
+		relay_stop(r);
+		r->splice = false;
+	}
+	if (first_len > 0) {
+		if (first_len > w->buf_size ||
+		    (r->up.buf = worker_buf_get(w)) == NULL) {
+			relay_stop(r);
+			errno = ENOMEM;
+			return -1;
+		}
+		memcpy(r->up.buf, first, first_len);
+		r->up.len = first_len;
+		r->up.bytes = first_len;
+	}
+	relay_dir_update(&r->up);
+	relay_dir_update(&r->down);
+	return 0;
+}
+
+void
+relay_stop(struct relay *r)
+{
+	if (r->w == NULL)
+		return;	/* never started */
+	dir_release(r, &r->up);
+	dir_release(r, &r->down);
+}

@@ -1,0 +1,58 @@
+/*
+ * The relay: bytes both ways between a client and an upstream socket, with
+ * back-pressure (a side is read only while its peer has taken everything
+ * read so far) and half-close (EOF on one side becomes shutdown(SHUT_WR) on
+ * the other once the buffer is flushed). Buffers come from the worker and
+ * are held only while data is in flight, so an idle connection costs no
+ * buffer. With splice, each direction goes through a pipe instead.
+ */
+#ifndef MPGW_RELAY_H
+#define MPGW_RELAY_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct worker;
+struct relay;
+
+struct relay_dir {
+	int from;
+	int to;
+	ev_io rd;
+	ev_io wr;
+	uint8_t *buf;		/* buffer mode: worker buffer or NULL */
+	size_t off;
+	size_t len;
+	int pipe[2];		/* splice mode */
+	size_t inpipe;
+	bool eof;		/* read side returned 0 */
+	bool shut;		/* write side shut down */
+	uint64_t bytes;
+	struct relay *r;
+};
+
+struct relay {
+	struct relay_dir up;	/* client -> upstream */
+	struct relay_dir down;	/* upstream -> client */
+	struct worker *w;
+	bool splice;
+	ev_tstamp last_active;
+	/* Both directions finished (err 0) or one failed (errno value). */
+	void (*done)(struct relay *r, int err);
+};
+
+/*
+ * Start relaying between cfd and ufd. first/first_len are client bytes that
+ * arrived with the handshake and go upstream first (copied). With
+ * use_splice, pipes are made (falling back to buffers if that fails).
+ * 0, or -1 with errno.
+ */
+int relay_start(struct relay *r, struct worker *w, int cfd, int ufd,
+    bool use_splice, const uint8_t *first, size_t first_len,
+    void (*done)(struct relay *, int));
+/* Stop watchers, release buffers and pipes; the fds stay open. */
+void relay_stop(struct relay *r);
+
+#endif

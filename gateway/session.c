@@ -1,0 +1,1028 @@
+#include "gateway/session.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth/userdb.h"
+#include "gateway/access.h"
+#include "gateway/log.h"
+#include "gateway/mptcp.h"
+#include "gateway/pool.h"
+#include "gateway/relay.h"
+#include "gateway/snap.h"
+#include "gateway/socks5.h"
+#include "gateway/worker.h"
+
+#define container_of(p, type, member) \
+	((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+/* Enough for a greeting, an RFC 1929 message and a request back to back. */
+#define SESS_IN_MAX 1280
+#define DIAL_MAX_ADDRS 16
+#define DIAL_MAX_INFLIGHT 4
+/* RFC 8305 section 5: "Connection Attempt Delay", recommended 250 ms. */
+#define DIAL_STAGGER 0.25
+/* How long a failed session waits for the client to read its reply. */
+#define SESS_LINGER 2.0
+
+enum sess_state {
+	SESS_GREETING = 0,
+	SESS_AUTH,
+	SESS_REQUEST,
+	SESS_RESOLVE,
+	SESS_CONNECT,
+	SESS_REPLY,
+	SESS_RELAY,
+	SESS_CLOSING,
+};
+
+static const char *const sess_state_names[] = {
+	[SESS_GREETING] = "GREETING",
+	[SESS_AUTH] = "AUTH",
+	[SESS_REQUEST] = "REQUEST",
+	[SESS_RESOLVE] = "RESOLVE",
+	[SESS_CONNECT] = "CONNECT",
+	[SESS_REPLY] = "REPLY",
+	[SESS_RELAY] = "RELAY",
+	[SESS_CLOSING] = "CLOSING",
+};
+
+struct session;
+
+struct dial_attempt {
+	int fd;
+	bool mptcp;
+	ev_io io;
+	struct session *s;
+};
+
+/* Upstream connect state, alive from RESOLVE/CONNECT until RELAY. */
+struct dial {
+	size_t n;
+	size_t next;
+	struct sockaddr_storage addrs[DIAL_MAX_ADDRS];
+	socklen_t lens[DIAL_MAX_ADDRS];
+	struct dial_attempt att[DIAL_MAX_INFLIGHT];
+	ev_timer stagger;
+	int last_err;
+};
+
+struct session {
+	TAILQ_ENTRY(session) entry;
+	uint64_t id;
+	struct worker *w;
+	struct gw_snap *snap;
+	enum sess_state state;
+	int cfd;
+	int ufd;
+	bool upstream_mptcp;		/* socket was created MPTCP */
+	bool lingering;			/* CLOSING: reply sent, SHUT_WR done */
+	ev_io cio;
+	ev_timer timer;
+	ev_tstamp started;
+	struct pool_job *job;		/* outstanding, owned by the pool */
+	struct dial *dial;
+	struct relay relay;
+	uint8_t method;
+	uint8_t rep;
+	const char *result;
+	char client[64];
+	char user[256];
+	char target[300];
+	struct sockaddr_storage peer;
+	struct socks5_request req;
+	size_t in_len;
+	size_t out_off;
+	size_t out_len;
+	uint8_t out[SOCKS5_REPLY_MAX + 4];
+	uint8_t in[SESS_IN_MAX];
+};
+
+static atomic_uint_fast64_t sess_next_id = 1;
+static atomic_uint sess_open;
+
+static void sess_close(struct session *s);
+static void sess_process(struct session *s);
+static void sess_fail(struct session *s, uint8_t rep, const char *result);
+static void dial_next(struct session *s);
+
+unsigned
+sess_count(void)
+{
+	return atomic_load(&sess_open);
+}
+
+static void
+sess_set_state(struct session *s, enum sess_state st)
+{
+	log_debug("session %" PRIu64 ": %s -> %s", s->id,
+	    sess_state_names[s->state], sess_state_names[st]);
+	s->state = st;
+}
+
+static const struct gw_conf *
+sess_conf(const struct session *s)
+{
+	return &s->snap->conf;
+}
+
+/* Watch the client socket for these events (0: none). */
+static void
+sess_watch_client(struct session *s, int events)
+{
+	struct ev_loop *loop = s->w->loop;
+
+	if (ev_is_active(&s->cio) && (s->cio.events & (EV_READ | EV_WRITE)) ==
+	    events)
+		return;
+	ev_io_stop(loop, &s->cio);
+	if (events == 0)
+		return;
+	ev_io_set(&s->cio, s->cfd, events);
+	ev_io_start(loop, &s->cio);
+}
+
+static void
+sess_timer_set(struct session *s, ev_tstamp after)
+{
+	s->timer.repeat = after;
+	ev_timer_again(s->w->loop, &s->timer);
+}
+
+/* Queue handshake bytes for the client; they are sent by sess_flush(). */
+static void
+sess_queue(struct session *s, const uint8_t *p, size_t n)
+{
+	if (sizeof(s->out) - s->out_len < n) {
+		/* Cannot happen: one small message is queued at a time. */
+		log_warnx("session %" PRIu64 ": reply overflow", s->id);
+		return;
+	}
+	memcpy(s->out + s->out_len, p, n);
+	s->out_len += n;
+}
+
+/* Send queued bytes: 1 all sent, 0 some left, -1 client failed. */
+static int
+sess_flush(struct session *s)
+{
+	while (s->out_off < s->out_len) {
+		ssize_t n = send(s->cfd, s->out + s->out_off,
+		    s->out_len - s->out_off, MSG_NOSIGNAL);
+
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return 0;
+			return -1;
+		}
+		s->out_off += (size_t)n;
+	}
+	s->out_off = s->out_len = 0;
+	return 1;
+}
+
+/* Drop n bytes of parsed input from the front of s->in. */
+static void
+sess_consume(struct session *s, size_t n)
+{
+	memmove(s->in, s->in + n, s->in_len - n);
+	s->in_len -= n;
+}
+
+static bool
+sockaddr_is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)sa;
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)sa;
+		const uint8_t *a = sin6->sin6_addr.s6_addr;
+
+		if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && a[12] == 127;
+	}
+	return false;
+}
+
+static void
+sockaddr_format(const struct sockaddr *sa, char *out, size_t cap)
+{
+	struct socks5_addr a;
+
+	if (socks5_addr_from_sockaddr(&a, sa) == -1) {
+		snprintf(out, cap, "?");
+		return;
+	}
+	socks5_addr_format(&a, out, cap);
+}
+
+/* --- GREETING --------------------------------------------------------- */
+
+/* May the client use this method? Only methods built in and configured. */
+static bool
+sess_method_usable(const struct session *s, uint8_t m)
+{
+	switch ((enum socks5_method)m) {
+	case SOCKS5_METHOD_NONE:
+		return true;
+	case SOCKS5_METHOD_USERPASS:
+		return s->snap->users != NULL &&
+		    (sess_conf(s)->allow_cleartext_password ||
+		    sockaddr_is_loopback((const struct sockaddr *)&s->peer));
+	case SOCKS5_METHOD_GSSAPI:
+	case SOCKS5_METHOD_TLS:
+	case SOCKS5_METHOD_TLS_USERPASS:
+	case SOCKS5_METHOD_TLS_LOGIN:
+	case SOCKS5_METHOD_UNACCEPTABLE:
+		return false;
+	}
+	return false;
+}
+
+static int
+sess_greeting(struct session *s)
+{
+	const struct gw_conf *c = sess_conf(s);
+	struct socks5_greeting g;
+	uint8_t msg[2];
+	size_t used;
+
+	switch (socks5_parse_greeting(s->in, s->in_len, &g, &used)) {
+	case SOCKS5_AGAIN:
+		return 0;
+	case SOCKS5_BAD:
+		/* Not SOCKS5 (or garbage): no reply could be understood. */
+		s->result = "bad-greeting";
+		sess_close(s);
+		return -1;
+	case SOCKS5_OK:
+		break;
+	}
+	sess_consume(s, used);
+	s->method = SOCKS5_METHOD_UNACCEPTABLE;
+	for (size_t i = 0; i < c->n_methods; i++) {
+		if (socks5_greeting_offers(&g, c->methods[i]) &&
+		    sess_method_usable(s, c->methods[i])) {
+			s->method = c->methods[i];
+			break;
+		}
+	}
+	sess_queue(s, msg, socks5_write_method(msg, s->method));
+	switch ((enum socks5_method)s->method) {
+	case SOCKS5_METHOD_NONE:
+		sess_set_state(s, SESS_REQUEST);
+		return 1;
+	case SOCKS5_METHOD_USERPASS:
+		sess_set_state(s, SESS_AUTH);
+		return 1;
+	case SOCKS5_METHOD_UNACCEPTABLE:
+	case SOCKS5_METHOD_GSSAPI:
+	case SOCKS5_METHOD_TLS:
+	case SOCKS5_METHOD_TLS_USERPASS:
+	case SOCKS5_METHOD_TLS_LOGIN:
+		break;
+	}
+	s->result = "no-acceptable-method";
+	sess_set_state(s, SESS_CLOSING);
+	return 1;
+}
+
+/* --- AUTH (RFC 1929) -------------------------------------------------- */
+
+struct auth_job {
+	struct pool_job job;
+	struct session *s;
+	struct gw_snap *snap;
+	bool ok;
+	char user[256];
+	char pass[256];
+};
+
+static void
+auth_job_work(struct pool_job *job)
+{
+	struct auth_job *aj = container_of(job, struct auth_job, job);
+
+	aj->ok = auth_userdb_check(aj->snap->users, aj->user, aj->pass);
+}
+
+static void
+sess_auth_result(struct session *s, bool ok)
+{
+	uint8_t msg[2];
+
+	sess_queue(s, msg, socks5_write_userpass_status(msg, ok ? 0x00 : 0x01));
+	if (!ok) {
+		log_info("session %" PRIu64 ": %s: password check failed for "
+		    "user \"%s\"", s->id, s->client, s->user);
+		if (s->result == NULL)
+			s->result = "auth-failed";
+		sess_set_state(s, SESS_CLOSING);
+		return;
+	}
+	sess_set_state(s, SESS_REQUEST);
+}
+
+static void
+auth_job_done(struct pool_job *job)
+{
+	struct auth_job *aj = container_of(job, struct auth_job, job);
+	struct session *s = aj->s;
+	bool cancelled = job->cancelled, ok = aj->ok;
+
+	snap_unref(aj->snap);
+	explicit_bzero(aj->pass, sizeof(aj->pass));
+	free(aj);
+	if (cancelled)
+		return;
+	s->job = NULL;
+	sess_auth_result(s, ok);
+	sess_process(s);
+}
+
+static int
+sess_auth(struct session *s)
+{
+	struct socks5_userpass up;
+	struct auth_job *aj;
+	size_t used;
+	int rc = 1;
+
+	if (s->job != NULL)
+		return 0;
+	switch (socks5_parse_userpass(s->in, s->in_len, &up, &used)) {
+	case SOCKS5_AGAIN:
+		return 0;
+	case SOCKS5_BAD:
+		s->result = "bad-auth-message";
+		sess_auth_result(s, false);
+		return 1;
+	case SOCKS5_OK:
+		break;
+	}
+	sess_consume(s, used);
+	memcpy(s->user, up.user, sizeof(s->user));
+	if (auth_userdb_cached(s->snap->users, up.user, up.pass)) {
+		sess_auth_result(s, true);
+		goto out;
+	}
+	/* crypt(3) is slow by design: hash on a pool thread. */
+	if ((aj = calloc(1, sizeof(*aj))) == NULL) {
+		s->result = "no-memory";
+		sess_auth_result(s, false);
+		goto out;
+	}
+	aj->job.work = auth_job_work;
+	aj->job.done = auth_job_done;
+	aj->s = s;
+	aj->snap = snap_ref(s->snap);
+	memcpy(aj->user, up.user, sizeof(aj->user));
+	memcpy(aj->pass, up.pass, sizeof(aj->pass));
+	s->job = &aj->job;
+	pool_submit(&aj->job, &s->w->doneq);
+	rc = 0;
+out:
+	explicit_bzero(&up, sizeof(up));
+	return rc;
+}
+
+/* --- REQUEST, RESOLVE ------------------------------------------------- */
+
+struct dns_job {
+	struct pool_job job;
+	struct session *s;
+	int gai_err;
+	int sys_err;
+	size_t n;
+	char host[256];
+	char port[8];
+	struct sockaddr_storage addrs[DIAL_MAX_ADDRS];
+	socklen_t lens[DIAL_MAX_ADDRS];
+};
+
+/*
+ * Resolve on a pool thread with getaddrinfo (so /etc/hosts and nsswitch
+ * apply) and order the answers for Happy Eyeballs: alternate families,
+ * starting with the family the resolver ranked first (RFC 8305 section 4).
+ */
+static void
+dns_job_work(struct pool_job *job)
+{
+	struct dns_job *dj = container_of(job, struct dns_job, job);
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+	    .ai_protocol = IPPROTO_TCP, .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *res, *ai, *fam[2] = { NULL, NULL };
+	int first = -1;
+
+	dj->gai_err = getaddrinfo(dj->host, dj->port, &hints, &res);
+	if (dj->gai_err != 0) {
+		dj->sys_err = errno;
+		return;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+			continue;
+		if (first == -1)
+			first = ai->ai_family;
+	}
+	fam[0] = fam[1] = res;
+	while (dj->n < DIAL_MAX_ADDRS) {
+		bool any = false;
+
+		for (int k = 0; k < 2 && dj->n < DIAL_MAX_ADDRS; k++) {
+			int want = (k == 0) == (first == AF_INET) ? AF_INET :
+			    AF_INET6;
+
+			while (fam[k] != NULL && fam[k]->ai_family != want)
+				fam[k] = fam[k]->ai_next;
+			if (fam[k] == NULL)
+				continue;
+			memcpy(&dj->addrs[dj->n], fam[k]->ai_addr,
+			    fam[k]->ai_addrlen);
+			dj->lens[dj->n++] = fam[k]->ai_addrlen;
+			fam[k] = fam[k]->ai_next;
+			any = true;
+		}
+		if (!any)
+			break;
+	}
+	freeaddrinfo(res);
+}
+
+static void
+sess_dial_start(struct session *s)
+{
+	sess_set_state(s, SESS_CONNECT);
+	sess_timer_set(s, sess_conf(s)->connect_timeout);
+	dial_next(s);
+}
+
+static void
+dns_job_done(struct pool_job *job)
+{
+	struct dns_job *dj = container_of(job, struct dns_job, job);
+	struct session *s = dj->s;
+
+	if (job->cancelled) {
+		free(dj);
+		return;
+	}
+	s->job = NULL;
+	if (dj->gai_err != 0 || dj->n == 0) {
+		log_info("session %" PRIu64 ": resolving %s: %s", s->id,
+		    dj->host, dj->gai_err == EAI_SYSTEM ?
+		    strerror(dj->sys_err) : dj->gai_err != 0 ?
+		    gai_strerror(dj->gai_err) : "no IPv4/IPv6 address");
+		free(dj);
+		sess_fail(s, SOCKS5_REP_HOST_UNREACHABLE, "nxdomain");
+		sess_process(s);
+		return;
+	}
+	s->dial->n = dj->n;
+	memcpy(s->dial->addrs, dj->addrs, sizeof(dj->addrs));
+	memcpy(s->dial->lens, dj->lens, sizeof(dj->lens));
+	free(dj);
+	sess_dial_start(s);
+	sess_process(s);
+}
+
+static int
+sess_request(struct session *s)
+{
+	size_t used;
+	uint8_t rep;
+
+	switch (socks5_parse_request(s->in, s->in_len, &s->req, &used, &rep)) {
+	case SOCKS5_AGAIN:
+		return 0;
+	case SOCKS5_BAD:
+		sess_fail(s, rep, "bad-request");
+		return 1;
+	case SOCKS5_OK:
+		break;
+	}
+	sess_consume(s, used);
+	socks5_addr_format(&s->req.dst, s->target, sizeof(s->target));
+	if (s->req.cmd != SOCKS5_CMD_CONNECT) {
+		sess_fail(s, SOCKS5_REP_CMD_UNSUPPORTED, "bad-command");
+		return 1;
+	}
+	if ((s->dial = calloc(1, sizeof(*s->dial))) == NULL) {
+		sess_fail(s, SOCKS5_REP_GENERAL_FAILURE, "no-memory");
+		return 1;
+	}
+	for (size_t i = 0; i < DIAL_MAX_INFLIGHT; i++)
+		s->dial->att[i].fd = -1;
+	if (s->req.dst.atyp == SOCKS5_ATYP_DOMAIN) {
+		struct dns_job *dj = calloc(1, sizeof(*dj));
+
+		if (dj == NULL) {
+			sess_fail(s, SOCKS5_REP_GENERAL_FAILURE, "no-memory");
+			return 1;
+		}
+		dj->job.work = dns_job_work;
+		dj->job.done = dns_job_done;
+		dj->s = s;
+		memcpy(dj->host, s->req.dst.u.name, sizeof(dj->host));
+		snprintf(dj->port, sizeof(dj->port), "%u", s->req.dst.port);
+		s->job = &dj->job;
+		sess_set_state(s, SESS_RESOLVE);
+		sess_timer_set(s, sess_conf(s)->connect_timeout);
+		pool_submit(&dj->job, &s->w->doneq);
+		return 1;
+	}
+	socks5_addr_to_sockaddr(&s->req.dst, &s->dial->addrs[0],
+	    &s->dial->lens[0]);
+	s->dial->n = 1;
+	sess_dial_start(s);
+	return 1;
+}
+
+/* --- CONNECT (Happy Eyeballs over MPTCP sockets) ---------------------- */
+
+static void
+attempt_close(struct session *s, struct dial_attempt *a)
+{
+	ev_io_stop(s->w->loop, &a->io);
+	if (a->fd != -1)
+		close(a->fd);
+	a->fd = -1;
+}
+
+static void
+dial_free(struct session *s)
+{
+	if (s->dial == NULL)
+		return;
+	ev_timer_stop(s->w->loop, &s->dial->stagger);
+	for (size_t i = 0; i < DIAL_MAX_INFLIGHT; i++)
+		attempt_close(s, &s->dial->att[i]);
+	free(s->dial);
+	s->dial = NULL;
+}
+
+static void sess_connected(struct session *s, struct dial_attempt *a);
+
+static void
+attempt_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct dial_attempt *a = container_of(io, struct dial_attempt, io);
+	struct session *s = a->s;
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	(void)loop;
+	(void)revents;
+	if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err == 0) {
+		sess_connected(s, a);
+	} else {
+		s->dial->last_err = err;
+		attempt_close(s, a);
+		dial_next(s);
+	}
+	sess_process(s);
+}
+
+static void
+stagger_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct dial *d = container_of(t, struct dial, stagger);
+
+	(void)loop;
+	(void)revents;
+	/* The attempt owner is any live attempt; all point at one session. */
+	for (size_t i = 0; i < DIAL_MAX_INFLIGHT; i++) {
+		if (d->att[i].fd != -1) {
+			struct session *s = d->att[i].s;
+
+			dial_next(s);
+			sess_process(s);
+			return;
+		}
+	}
+}
+
+/*
+ * Start the next connection attempt if an address is left and a slot is
+ * free; fail the session when nothing is left and nothing is in flight.
+ */
+static void
+dial_next(struct session *s)
+{
+	struct dial *d = s->dial;
+	struct ev_loop *loop = s->w->loop;
+	size_t inflight = 0;
+
+	ev_timer_stop(loop, &d->stagger);
+	for (size_t i = 0; i < DIAL_MAX_INFLIGHT; i++)
+		if (d->att[i].fd != -1)
+			inflight++;
+	while (d->next < d->n && inflight < DIAL_MAX_INFLIGHT) {
+		const struct sockaddr *sa =
+		    (const struct sockaddr *)&d->addrs[d->next];
+		struct dial_attempt *a = NULL;
+		int one = 1;
+
+		for (size_t i = 0; i < DIAL_MAX_INFLIGHT && a == NULL; i++)
+			if (d->att[i].fd == -1)
+				a = &d->att[i];
+		a->s = s;
+		a->fd = mptcp_socket(sa->sa_family,
+		    sess_conf(s)->upstream_mptcp, &a->mptcp);
+		if (a->fd == -1) {
+			d->last_err = errno;
+			d->next++;
+			continue;
+		}
+		(void)setsockopt(a->fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+		if (connect(a->fd, sa, d->lens[d->next]) == -1 &&
+		    errno != EINPROGRESS) {
+			d->last_err = errno;
+			d->next++;
+			attempt_close(s, a);
+			continue;
+		}
+		d->next++;
+		ev_io_init(&a->io, attempt_cb, a->fd, EV_WRITE);
+		ev_io_start(loop, &a->io);
+		inflight++;
+		if (d->next < d->n) {
+			ev_timer_init(&d->stagger, stagger_cb, DIAL_STAGGER,
+			    0.);
+			ev_timer_start(loop, &d->stagger);
+		}
+		return;
+	}
+	if (inflight == 0)
+		sess_fail(s, socks5_rep_from_errno(d->last_err),
+		    socks5_rep_str(socks5_rep_from_errno(d->last_err)));
+}
+
+static void
+sess_connected(struct session *s, struct dial_attempt *a)
+{
+	struct sockaddr_storage bnd;
+	socklen_t len = sizeof(bnd);
+	uint8_t reply[SOCKS5_REPLY_MAX];
+
+	ev_io_stop(s->w->loop, &a->io);
+	s->ufd = a->fd;
+	s->upstream_mptcp = a->mptcp;
+	a->fd = -1;
+	dial_free(s);
+	if (getsockname(s->ufd, (struct sockaddr *)&bnd, &len) == -1) {
+		sess_fail(s, SOCKS5_REP_GENERAL_FAILURE, "getsockname");
+		return;
+	}
+	sess_queue(s, reply, socks5_write_reply(reply, SOCKS5_REP_SUCCEEDED,
+	    (const struct sockaddr *)&bnd));
+	sess_set_state(s, SESS_REPLY);
+}
+
+/* --- REPLY, RELAY, CLOSING ------------------------------------------- */
+
+static void
+relay_done(struct relay *r, int err)
+{
+	struct session *s = container_of(r, struct session, relay);
+
+	if (err != 0 && s->result == NULL)
+		s->result = err == ECONNRESET ? "reset" : "relay-error";
+	sess_close(s);
+}
+
+static void
+sess_start_relay(struct session *s)
+{
+	const struct gw_conf *c = sess_conf(s);
+
+	sess_watch_client(s, 0);
+	sess_set_state(s, SESS_RELAY);
+	if (c->idle_timeout > 0)
+		sess_timer_set(s, c->idle_timeout);
+	else
+		ev_timer_stop(s->w->loop, &s->timer);
+	if (relay_start(&s->relay, s->w, s->cfd, s->ufd,
+	    strcmp(c->relay, "splice") == 0, s->in, s->in_len,
+	    relay_done) == -1) {
+		s->result = "relay-error";
+		sess_close(s);
+		return;
+	}
+	s->in_len = 0;
+}
+
+/*
+ * Queue a failure reply and move to CLOSING; the caller runs sess_process()
+ * (or is inside it) to send it.
+ */
+static void
+sess_fail(struct session *s, uint8_t rep, const char *result)
+{
+	uint8_t reply[SOCKS5_REPLY_MAX];
+
+	if (s->job != NULL) {
+		s->job->cancelled = true;
+		s->job = NULL;
+	}
+	dial_free(s);
+	s->rep = rep;
+	s->result = result;
+	sess_queue(s, reply, socks5_write_reply(reply, rep, NULL));
+	sess_set_state(s, SESS_CLOSING);
+}
+
+/*
+ * Closing after a failure: send what is queued, then shutdown(SHUT_WR) and
+ * wait (briefly) for the client's EOF. Closing with unread client bytes
+ * would make the kernel send an RST that can destroy the reply in flight.
+ */
+static void
+sess_closing(struct session *s)
+{
+	char sink[512];
+	ssize_t n;
+
+	if (!s->lingering) {
+		s->lingering = true;
+		shutdown(s->cfd, SHUT_WR);
+		sess_timer_set(s, SESS_LINGER);
+	}
+	for (;;) {
+		n = recv(s->cfd, sink, sizeof(sink), 0);
+		if (n > 0)
+			continue;
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN) {
+			sess_watch_client(s, EV_READ);
+			return;
+		}
+		sess_close(s);
+		return;
+	}
+}
+
+/*
+ * Run the handshake state machine over whatever input and output are
+ * pending, then set the client watcher to what the state waits for.
+ */
+static void
+sess_process(struct session *s)
+{
+	for (;;) {
+		enum sess_state st = s->state;
+		int rc = 0;
+
+		if (s->out_len > 0) {
+			rc = sess_flush(s);
+			if (rc == -1) {
+				if (s->result == NULL)
+					s->result = "client-gone";
+				sess_close(s);
+				return;
+			}
+			if (rc == 0) {
+				/* Reading while a reply waits would only queue more. */
+				sess_watch_client(s, EV_WRITE);
+				return;
+			}
+		}
+		switch (st) {
+		case SESS_GREETING:
+			rc = sess_greeting(s);
+			break;
+		case SESS_AUTH:
+			rc = sess_auth(s);
+			break;
+		case SESS_REQUEST:
+			rc = sess_request(s);
+			break;
+		case SESS_REPLY:
+			sess_start_relay(s);
+			return;
+		case SESS_CLOSING:
+			sess_closing(s);
+			return;
+		case SESS_RESOLVE:
+		case SESS_CONNECT:
+		case SESS_RELAY:
+			rc = 0;
+			break;
+		}
+		if (rc == -1)
+			return;
+		if (rc == 0 && s->state == st && s->out_len == 0)
+			break;
+	}
+	/* Waiting for input, or for a pool job, the resolver or connect. */
+	if (s->state == SESS_GREETING || s->state == SESS_REQUEST ||
+	    (s->state == SESS_AUTH && s->job == NULL))
+		sess_watch_client(s, s->in_len < sizeof(s->in) ? EV_READ : 0);
+	else
+		sess_watch_client(s, 0);
+}
+
+static void
+client_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct session *s = container_of(io, struct session, cio);
+	ssize_t n;
+
+	(void)loop;
+	if (s->state == SESS_CLOSING) {
+		sess_process(s);
+		return;
+	}
+	if (revents & EV_READ) {
+		n = recv(s->cfd, s->in + s->in_len, sizeof(s->in) - s->in_len,
+		    0);
+		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+			s->result = n == 0 ? "client-closed" : "client-error";
+			sess_close(s);
+			return;
+		}
+		if (n > 0)
+			s->in_len += (size_t)n;
+	}
+	sess_process(s);
+}
+
+static void
+timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct session *s = container_of(t, struct session, timer);
+	ev_tstamp idle, left;
+
+	(void)revents;
+	switch (s->state) {
+	case SESS_GREETING:
+	case SESS_AUTH:
+	case SESS_REQUEST:
+	case SESS_REPLY:
+		s->result = "handshake-timeout";
+		sess_close(s);
+		return;
+	case SESS_RESOLVE:
+		sess_fail(s, SOCKS5_REP_HOST_UNREACHABLE, "resolve-timeout");
+		sess_process(s);
+		return;
+	case SESS_CONNECT:
+		sess_fail(s, SOCKS5_REP_TTL_EXPIRED, "connect-timeout");
+		sess_process(s);
+		return;
+	case SESS_RELAY:
+		/* libev's advice: keep one timer, check the last activity. */
+		idle = sess_conf(s)->idle_timeout;
+		left = s->relay.last_active + idle - ev_now(loop);
+		if (left > 0.001) {
+			t->repeat = left;
+			ev_timer_again(loop, t);
+			return;
+		}
+		s->result = "idle-timeout";
+		sess_close(s);
+		return;
+	case SESS_CLOSING:
+		sess_close(s);
+		return;
+	}
+}
+
+static const char *
+sess_method_name(uint8_t m)
+{
+	switch ((enum socks5_method)m) {
+	case SOCKS5_METHOD_NONE:
+		return "none";
+	case SOCKS5_METHOD_USERPASS:
+		return "userpass";
+	case SOCKS5_METHOD_TLS:
+		return "tls";
+	case SOCKS5_METHOD_TLS_USERPASS:
+		return "tls-userpass";
+	case SOCKS5_METHOD_TLS_LOGIN:
+		return "tls-login";
+	case SOCKS5_METHOD_GSSAPI:
+	case SOCKS5_METHOD_UNACCEPTABLE:
+		break;
+	}
+	return "-";
+}
+
+/* Log the session, release everything it holds and free it. */
+static void
+sess_close(struct session *s)
+{
+	struct worker *w = s->w;
+	struct access_entry e;
+	struct mptcp_stat st = { 0 };
+
+	if (s->job != NULL) {
+		s->job->cancelled = true;
+		s->job = NULL;
+	}
+	if (s->ufd != -1)
+		mptcp_stat(s->ufd, &st);
+	memset(&e, 0, sizeof(e));
+	e.id = s->id;
+	e.client = s->client;
+	e.user = s->user;
+	e.method = sess_method_name(s->method);
+	e.target = s->target[0] ? s->target : NULL;
+	e.result = s->result != NULL ? s->result : "ok";
+	e.mptcp = st.mptcp;
+	e.subflows = st.subflows;
+	e.up = s->relay.up.bytes;
+	e.down = s->relay.down.bytes;
+	e.duration = ev_now(w->loop) - s->started;
+	access_write(&e);
+
+	relay_stop(&s->relay);
+	dial_free(s);
+	ev_io_stop(w->loop, &s->cio);
+	ev_timer_stop(w->loop, &s->timer);
+	if (s->ufd != -1)
+		close(s->ufd);
+	close(s->cfd);
+	snap_unref(s->snap);
+	TAILQ_REMOVE(&w->sessions, s, entry);
+	w->n_sessions--;
+	atomic_fetch_sub(&sess_open, 1);
+	explicit_bzero(s->in, sizeof(s->in));
+	free(s);
+	if (w->draining && w->n_sessions == 0)
+		ev_break(w->loop, EVBREAK_ALL);
+}
+
+void
+sess_close_all(struct worker *w)
+{
+	struct session *s;
+
+	while ((s = TAILQ_FIRST(&w->sessions)) != NULL) {
+		if (s->result == NULL)
+			s->result = "shutdown";
+		sess_close(s);
+	}
+}
+
+void
+sess_accept(struct worker *w, struct listener *l, int fd,
+    const struct sockaddr *peer, socklen_t peer_len)
+{
+	struct gw_snap *snap = snap_current();
+	const struct gw_conf *c = &snap->conf;
+	struct session *s;
+	int one = 1;
+
+	(void)l;
+	if (c->max_sessions > 0 && sess_count() >= c->max_sessions) {
+		log_warnx("max_sessions (%u) reached: refusing a connection",
+		    c->max_sessions);
+		snap_unref(snap);
+		close(fd);
+		return;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		log_warn("session");
+		snap_unref(snap);
+		close(fd);
+		return;
+	}
+	s->id = atomic_fetch_add(&sess_next_id, 1);
+	s->w = w;
+	s->snap = snap;
+	s->cfd = fd;
+	s->ufd = -1;
+	s->state = SESS_GREETING;
+	s->started = ev_now(w->loop);
+	memcpy(&s->peer, peer, peer_len);
+	sockaddr_format(peer, s->client, sizeof(s->client));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	ev_io_init(&s->cio, client_cb, fd, EV_READ);
+	ev_init(&s->timer, timer_cb);
+	TAILQ_INSERT_TAIL(&w->sessions, s, entry);
+	w->n_sessions++;
+	atomic_fetch_add(&sess_open, 1);
+	log_debug("session %" PRIu64 ": accepted from %s", s->id, s->client);
+	sess_timer_set(s, c->handshake_timeout);
+	sess_watch_client(s, EV_READ);
+}

@@ -1,0 +1,36 @@
+/*
+ * The running configuration: the parsed config plus what was loaded from
+ * the files it names (users, later keys and TLS contexts). A session takes a
+ * reference when it starts and keeps that snapshot to the end, so a SIGHUP
+ * reload never changes the rules under a live session.
+ */
+#ifndef MPGW_SNAP_H
+#define MPGW_SNAP_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "conf/conf.h"
+
+struct auth_userdb;
+
+struct gw_snap {
+	atomic_int refs;
+	unsigned generation;
+	struct gw_conf conf;
+	struct auth_userdb *users;	/* NULL when auth.users is empty */
+};
+
+/*
+ * Build a snapshot from the config file at path. NULL with a message in err
+ * (file:line where there is one) if anything fails to load.
+ */
+struct gw_snap *snap_load(const char *path, char *err, size_t errlen);
+/* Make s (or none: NULL) the current snapshot; takes the caller's reference. */
+void snap_install(struct gw_snap *s);
+/* The current snapshot, with a reference for the caller. */
+struct gw_snap *snap_current(void);
+struct gw_snap *snap_ref(struct gw_snap *s);
+void snap_unref(struct gw_snap *s);
+
+#endif

@@ -1,0 +1,287 @@
+#include "gateway/worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gateway/log.h"
+#include "gateway/mptcp.h"
+#include "gateway/session.h"
+
+#define container_of(p, type, member) \
+	((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+/* Connections taken per accept event, so one busy listener cannot starve. */
+#define ACCEPT_BURST 64
+/* How long accept() rests after running out of descriptors. */
+#define ACCEPT_BACKOFF 0.1
+#define LISTEN_BACKLOG 1024
+/* Idle relay buffers a worker keeps for reuse. */
+#define FREE_BUFS_MAX 64
+
+/*
+ * A listening socket for a, MPTCP if the kernel allows (plain TCP clients
+ * are accepted by it too). SO_REUSEPORT lets every worker have its own.
+ */
+static int
+listener_socket(const struct conf_addr *a, char *err, size_t errlen)
+{
+	bool mptcp;
+	int fd, one = 1;
+
+	fd = mptcp_socket(a->ss.ss_family, true, &mptcp);
+	if (fd == -1)
+		goto err;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+		goto err_close;
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1 ||
+	    listen(fd, LISTEN_BACKLOG) == -1)
+		goto err_close;
+	return fd;
+
+err_close:
+	{
+		int saved = errno;
+		close(fd);
+		errno = saved;
+	}
+err:
+	snprintf(err, errlen, "listen on %s: %s", a->text, strerror(errno));
+	return -1;
+}
+
+static void
+listeners_set(struct worker *w, bool on)
+{
+	for (size_t i = 0; i < w->n_listeners; i++) {
+		if (on)
+			ev_io_start(w->loop, &w->listeners[i].io);
+		else
+			ev_io_stop(w->loop, &w->listeners[i].io);
+	}
+}
+
+static void
+accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct listener *l = container_of(io, struct listener, io);
+	struct worker *w = l->w;
+
+	(void)loop;
+	(void)revents;
+	for (int i = 0; i < ACCEPT_BURST; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd == -1) {
+			switch (errno) {
+			case EINTR:
+			case ECONNABORTED:
+				continue;
+			case EAGAIN:
+				return;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				/* Spinning on a full table helps nobody: rest. */
+				log_warn("accept on %s (pausing %.1f s)",
+				    l->addr.text, ACCEPT_BACKOFF);
+				listeners_set(w, false);
+				ev_timer_start(w->loop, &w->accept_backoff);
+				return;
+			default:
+				log_warn("accept on %s", l->addr.text);
+				return;
+			}
+		}
+		sess_accept(w, l, fd, (struct sockaddr *)&ss, len);
+	}
+}
+
+static void
+backoff_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = container_of(t, struct worker, accept_backoff);
+
+	(void)loop;
+	(void)revents;
+	if (!w->draining)
+		listeners_set(w, true);
+}
+
+static void
+wake_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+	struct worker *w = container_of(a, struct worker, wake);
+
+	(void)revents;
+	switch ((enum worker_cmd)atomic_load(&w->command)) {
+	case WORKER_CMD_NONE:
+		return;
+	case WORKER_CMD_DRAIN:
+		w->draining = true;
+		listeners_set(w, false);
+		ev_timer_stop(loop, &w->accept_backoff);
+		if (w->n_sessions == 0)
+			ev_break(loop, EVBREAK_ALL);
+		return;
+	case WORKER_CMD_STOP:
+		w->draining = true;
+		listeners_set(w, false);
+		ev_timer_stop(loop, &w->accept_backoff);
+		sess_close_all(w);
+		ev_break(loop, EVBREAK_ALL);
+		return;
+	}
+}
+
+static int
+worker_add_listeners(struct worker *w, const struct conf_addr_list *l,
+    enum listener_kind kind, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct listener *ls = &w->listeners[w->n_listeners];
+		int fd = listener_socket(&l->a[i], err, errlen);
+
+		if (fd == -1)
+			return -1;
+		ls->fd = fd;
+		ls->kind = kind;
+		ls->addr = l->a[i];
+		ls->w = w;
+		ev_io_init(&ls->io, accept_cb, fd, EV_READ);
+		w->n_listeners++;
+	}
+	return 0;
+}
+
+int
+worker_init(struct worker *w, unsigned idx, const struct gw_conf *c,
+    char *err, size_t errlen)
+{
+	memset(w, 0, sizeof(*w));
+	w->idx = idx;
+	w->buf_size = c->buffer_size;
+	TAILQ_INIT(&w->sessions);
+	atomic_init(&w->command, WORKER_CMD_NONE);
+	if ((w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK)) == NULL) {
+		snprintf(err, errlen, "cannot make an event loop");
+		return -1;
+	}
+	if (worker_add_listeners(w, &c->socks5_listen, LISTENER_SOCKS5, err,
+	    errlen) == -1)
+		goto err_fini;
+	ev_timer_init(&w->accept_backoff, backoff_cb, ACCEPT_BACKOFF, 0.);
+	ev_async_init(&w->wake, wake_cb);
+	ev_async_start(w->loop, &w->wake);
+	pool_doneq_init(&w->doneq, w->loop);
+	listeners_set(w, true);
+	return 0;
+
+err_fini:
+	for (size_t i = 0; i < w->n_listeners; i++)
+		close(w->listeners[i].fd);
+	ev_loop_destroy(w->loop);
+	w->loop = NULL;
+	return -1;
+}
+
+static struct ev_loop *exit_loop;
+static ev_async *exit_async;
+
+void
+worker_notify_exit(struct ev_loop *loop, ev_async *a)
+{
+	exit_loop = loop;
+	exit_async = a;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	ev_run(w->loop, 0);
+	atomic_store(&w->exited, true);
+	if (exit_async != NULL)
+		ev_async_send(exit_loop, exit_async);
+	return NULL;
+}
+
+int
+worker_start(struct worker *w)
+{
+	int rc = pthread_create(&w->thread, NULL, worker_main, w);
+
+	if (rc != 0) {
+		errno = rc;
+		return -1;
+	}
+	return 0;
+}
+
+void
+worker_command(struct worker *w, enum worker_cmd cmd)
+{
+	atomic_store(&w->command, cmd);
+	ev_async_send(w->loop, &w->wake);
+}
+
+void
+worker_join(struct worker *w)
+{
+	pthread_join(w->thread, NULL);
+	/* A drain that was cut short leaves sessions: close them here. */
+	sess_close_all(w);
+	for (size_t i = 0; i < w->n_listeners; i++) {
+		ev_io_stop(w->loop, &w->listeners[i].io);
+		close(w->listeners[i].fd);
+	}
+	w->n_listeners = 0;
+}
+
+void
+worker_fini(struct worker *w)
+{
+	pool_doneq_fini(&w->doneq);
+	ev_async_stop(w->loop, &w->wake);
+	while (w->free_bufs != NULL) {
+		void *next = *(void **)w->free_bufs;
+		free(w->free_bufs);
+		w->free_bufs = next;
+	}
+	ev_loop_destroy(w->loop);
+	w->loop = NULL;
+}
+
+void *
+worker_buf_get(struct worker *w)
+{
+	void *b = w->free_bufs;
+
+	if (b == NULL)
+		return malloc(w->buf_size);
+	w->free_bufs = *(void **)b;
+	w->n_free_bufs--;
+	return b;
+}
+
+void
+worker_buf_put(struct worker *w, void *buf)
+{
+	if (w->n_free_bufs >= FREE_BUFS_MAX) {
+		free(buf);
+		return;
+	}
+	*(void **)buf = w->free_bufs;
+	w->free_bufs = buf;
+	w->n_free_bufs++;
+}

@@ -1,0 +1,86 @@
+/*
+ * A worker: one thread, one libev loop, its own SO_REUSEPORT listening
+ * sockets, and the sessions it accepted. Nothing here is touched by another
+ * worker; the main thread talks to a worker only through its ev_async.
+ */
+#ifndef MPGW_WORKER_H
+#define MPGW_WORKER_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "conf/conf.h"
+#include "gateway/pool.h"
+
+enum listener_kind {
+	LISTENER_SOCKS5 = 0,
+	LISTENER_SOCKS5_TLS,
+	LISTENER_CONVERT,
+};
+
+struct worker;
+
+struct listener {
+	int fd;
+	enum listener_kind kind;
+	struct conf_addr addr;
+	ev_io io;
+	struct worker *w;
+};
+
+#define WORKER_MAX_LISTENERS (3 * CONF_MAX_LISTEN)
+
+struct session;
+TAILQ_HEAD(session_list, session);
+
+struct worker {
+	unsigned idx;
+	pthread_t thread;
+	struct ev_loop *loop;
+	size_t n_listeners;
+	struct listener listeners[WORKER_MAX_LISTENERS];
+	ev_timer accept_backoff;	/* after EMFILE/ENFILE */
+	ev_async wake;			/* from the main thread */
+	atomic_int command;		/* enum worker_cmd */
+	struct pool_doneq doneq;
+	struct session_list sessions;
+	unsigned n_sessions;
+	bool draining;
+	atomic_bool exited;		/* the loop has returned */
+	/* Relay buffers not in use, kept for reuse. */
+	void *free_bufs;
+	unsigned n_free_bufs;
+	size_t buf_size;
+};
+
+enum worker_cmd {
+	WORKER_CMD_NONE = 0,
+	WORKER_CMD_DRAIN,	/* stop accepting; exit when sessions are gone */
+	WORKER_CMD_STOP,	/* close every session now and exit */
+};
+
+/*
+ * Create worker w's listening sockets from the config (each an MPTCP
+ * socket where the kernel allows, SO_REUSEPORT). 0, or -1 with a message
+ * in err.
+ */
+int worker_init(struct worker *w, unsigned idx, const struct gw_conf *c,
+    char *err, size_t errlen);
+int worker_start(struct worker *w);
+/* Have every worker send a on loop when its event loop returns. */
+void worker_notify_exit(struct ev_loop *loop, ev_async *a);
+void worker_command(struct worker *w, enum worker_cmd cmd);
+/* Join the thread and free everything the worker owns. */
+void worker_join(struct worker *w);
+/* Release what is left after the pool has stopped. */
+void worker_fini(struct worker *w);
+
+/* A relay buffer of w->buf_size bytes, and its return. */
+void *worker_buf_get(struct worker *w);
+void worker_buf_put(struct worker *w, void *buf);
+
+#endif
