@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gateway/tlsio.h"
 #include "gateway/worker.h"
 
 #define container_of(p, type, member) \
@@ -48,7 +49,10 @@ dir_flush(struct relay_dir *d)
 		bool from_buf = d->len - d->off > 0;
 
 		/* Buffered bytes (early data) go before anything in the pipe. */
-		if (from_buf)
+		if (from_buf && d->tout != NULL)
+			n = tlsio_write(d->tout, d->buf + d->off,
+			    d->len - d->off);
+		else if (from_buf)
 			n = send(d->to, d->buf + d->off, d->len - d->off,
 			    MSG_NOSIGNAL);
 		else
@@ -90,7 +94,8 @@ dir_fill(struct relay_dir *d)
 			if (d->buf == NULL && (d->buf = worker_buf_get(w)) ==
 			    NULL)
 				return -1;
-			n = recv(d->from, d->buf, w->buf_size, 0);
+			n = d->tin != NULL ? tlsio_read(d->tin, d->buf,
+			    w->buf_size) : recv(d->from, d->buf, w->buf_size, 0);
 		}
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -168,12 +173,17 @@ relay_dir_update(struct relay_dir *d)
 	ev_io_stop(loop, &d->wr);
 	if (!d->eof) {
 		ev_io_start(loop, &d->rd);
+		/* Decrypted bytes in OpenSSL make the socket look idle. */
+		if (d->tin != NULL && tlsio_pending(d->tin))
+			ev_feed_event(loop, &d->rd, EV_READ);
 		return;
 	}
 	ev_io_stop(loop, &d->rd);
 	if (!d->shut) {
 		d->shut = true;
 		/* The peer may be gone already; the other direction says so. */
+		if (d->tout != NULL)
+			(void)tlsio_close_notify(d->tout);
 		shutdown(d->to, SHUT_WR);
 	}
 	relay_check_done(d->r);
@@ -220,15 +230,18 @@ dir_release(struct relay *r, struct relay_dir *d)
 
 int
 relay_start(struct relay *r, struct worker *w, int cfd, int ufd,
-    bool use_splice, const uint8_t *first, size_t first_len,
-    void (*done)(struct relay *, int))
+    struct tlsio *tls, bool use_splice, const uint8_t *first,
+    size_t first_len, void (*done)(struct relay *, int))
 {
 	r->w = w;
 	r->done = done;
-	r->splice = use_splice;
 	r->last_active = ev_now(w->loop);
 	dir_init(r, &r->up, cfd, ufd);
 	dir_init(r, &r->down, ufd, cfd);
+	r->up.tin = r->down.tout = tls;
+	if (tls != NULL)
+		use_splice = false;
+	r->splice = use_splice;
 	if (use_splice && (dir_pipe(&r->up) == -1 ||
 	    dir_pipe(&r->down) == -1)) {
 		/* No pipes to be had: relay through buffers instead. */

@@ -16,6 +16,7 @@
 
 struct worker;
 struct relay;
+struct tlsio;
 
 struct relay_dir {
 	int from;
@@ -25,6 +26,8 @@ struct relay_dir {
 	uint8_t *buf;		/* buffer mode: worker buffer or NULL */
 	size_t off;
 	size_t len;
+	struct tlsio *tin;	/* read side is TLS (client of method 0x80/0x82) */
+	struct tlsio *tout;	/* write side is TLS */
 	int pipe[2];		/* splice mode */
 	size_t inpipe;
 	bool eof;		/* read side returned 0 */
@@ -45,12 +48,13 @@ struct relay {
 
 /*
  * Start relaying between cfd and ufd. first/first_len are client bytes that
- * arrived with the handshake and go upstream first (copied). With
+ * arrived with the handshake and go upstream first (copied). With tls, the
+ * client side speaks TLS through it (and splice is not used). With
  * use_splice, pipes are made (falling back to buffers if that fails).
  * 0, or -1 with errno.
  */
 int relay_start(struct relay *r, struct worker *w, int cfd, int ufd,
-    bool use_splice, const uint8_t *first, size_t first_len,
+    struct tlsio *tls, bool use_splice, const uint8_t *first, size_t first_len,
     void (*done)(struct relay *, int));
 /* Stop watchers, release buffers and pipes; the fds stay open. */
 void relay_stop(struct relay *r);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/tls.h"
 #include "auth/userdb.h"
 #include "gateway/access.h"
 #include "gateway/log.h"
@@ -20,6 +21,7 @@
 #include "gateway/relay.h"
 #include "gateway/snap.h"
 #include "gateway/socks5.h"
+#include "gateway/tlsio.h"
 #include "gateway/worker.h"
 
 #define container_of(p, type, member) \
@@ -36,22 +38,26 @@
 
 enum sess_state {
 	SESS_GREETING = 0,
+	SESS_TLS,
 	SESS_AUTH,
 	SESS_REQUEST,
 	SESS_RESOLVE,
 	SESS_CONNECT,
 	SESS_REPLY,
+	SESS_TLS_CLOSE,
 	SESS_RELAY,
 	SESS_CLOSING,
 };
 
 static const char *const sess_state_names[] = {
 	[SESS_GREETING] = "GREETING",
+	[SESS_TLS] = "TLS",
 	[SESS_AUTH] = "AUTH",
 	[SESS_REQUEST] = "REQUEST",
 	[SESS_RESOLVE] = "RESOLVE",
 	[SESS_CONNECT] = "CONNECT",
 	[SESS_REPLY] = "REPLY",
+	[SESS_TLS_CLOSE] = "TLS_CLOSE",
 	[SESS_RELAY] = "RELAY",
 	[SESS_CLOSING] = "CLOSING",
 };
@@ -86,6 +92,9 @@ struct session {
 	int ufd;
 	bool upstream_mptcp;		/* socket was created MPTCP */
 	bool lingering;			/* CLOSING: reply sent, SHUT_WR done */
+	bool tls_listener;		/* TLS from the first byte */
+	bool cert_user;			/* user named by a client certificate */
+	struct tlsio *tls;		/* client side TLS, while it lasts */
 	ev_io cio;
 	ev_timer timer;
 	ev_tstamp started;
@@ -114,6 +123,7 @@ static void sess_close(struct session *s);
 static void sess_process(struct session *s);
 static void sess_fail(struct session *s, uint8_t rep, const char *result);
 static void dial_next(struct session *s);
+static void sess_start_relay(struct session *s);
 
 unsigned
 sess_count(void)
@@ -176,8 +186,10 @@ static int
 sess_flush(struct session *s)
 {
 	while (s->out_off < s->out_len) {
-		ssize_t n = send(s->cfd, s->out + s->out_off,
-		    s->out_len - s->out_off, MSG_NOSIGNAL);
+		ssize_t n = s->tls != NULL ? tlsio_write(s->tls,
+		    s->out + s->out_off, s->out_len - s->out_off) :
+		    send(s->cfd, s->out + s->out_off, s->out_len - s->out_off,
+		    MSG_NOSIGNAL);
 
 		if (n == -1) {
 			if (errno == EINTR)
@@ -236,17 +248,24 @@ sockaddr_format(const struct sockaddr *sa, char *out, size_t cap)
 static bool
 sess_method_usable(const struct session *s, uint8_t m)
 {
+	bool tls = s->snap->tls != NULL && !s->tls_listener;
+
 	switch ((enum socks5_method)m) {
 	case SOCKS5_METHOD_NONE:
 		return true;
 	case SOCKS5_METHOD_USERPASS:
-		return s->snap->users != NULL &&
-		    (sess_conf(s)->allow_cleartext_password ||
+		/* Cleartext passwords stay on this host unless allowed. */
+		return s->snap->users != NULL && (s->tls_listener ||
+		    sess_conf(s)->allow_cleartext_password ||
 		    sockaddr_is_loopback((const struct sockaddr *)&s->peer));
-	case SOCKS5_METHOD_GSSAPI:
 	case SOCKS5_METHOD_TLS:
+		return tls;
 	case SOCKS5_METHOD_TLS_USERPASS:
+		return tls && s->snap->users != NULL;
 	case SOCKS5_METHOD_TLS_LOGIN:
+		return tls && (s->snap->users != NULL ||
+		    sess_conf(s)->tls_client_ca[0] != '\0');
+	case SOCKS5_METHOD_GSSAPI:
 	case SOCKS5_METHOD_UNACCEPTABLE:
 		return false;
 	}
@@ -289,11 +308,13 @@ sess_greeting(struct session *s)
 	case SOCKS5_METHOD_USERPASS:
 		sess_set_state(s, SESS_AUTH);
 		return 1;
-	case SOCKS5_METHOD_UNACCEPTABLE:
-	case SOCKS5_METHOD_GSSAPI:
 	case SOCKS5_METHOD_TLS:
 	case SOCKS5_METHOD_TLS_USERPASS:
 	case SOCKS5_METHOD_TLS_LOGIN:
+		sess_set_state(s, SESS_TLS);
+		return 1;
+	case SOCKS5_METHOD_UNACCEPTABLE:
+	case SOCKS5_METHOD_GSSAPI:
 		break;
 	}
 	s->result = "no-acceptable-method";
@@ -364,6 +385,12 @@ sess_auth(struct session *s)
 
 	if (s->job != NULL)
 		return 0;
+	/* tls-login: a certificate-named client may go straight on. */
+	if (s->method == SOCKS5_METHOD_TLS_LOGIN && s->cert_user &&
+	    s->in_len > 0 && s->in[0] == SOCKS5_VERSION) {
+		sess_set_state(s, SESS_REQUEST);
+		return 1;
+	}
 	switch (socks5_parse_userpass(s->in, s->in_len, &up, &used)) {
 	case SOCKS5_AGAIN:
 		return 0;
@@ -696,6 +723,88 @@ sess_connected(struct session *s, struct dial_attempt *a)
 	sess_set_state(s, SESS_REPLY);
 }
 
+/* --- TLS (methods 0x80, 0x82, 0x83 and the TLS listener) ------------- */
+
+/*
+ * Run the TLS handshake. Bytes the client sent behind its greeting (its
+ * ClientHello, typically) are in s->in: they go to TLS first.
+ */
+static int
+sess_tls(struct session *s)
+{
+	char why[256];
+	int rc;
+
+	if (s->tls == NULL) {
+		s->tls = tlsio_new(s->snap->tls, s->cfd, s->in, s->in_len);
+		if (s->tls == NULL) {
+			s->result = "tls-setup-failed";
+			sess_close(s);
+			return -1;
+		}
+		s->in_len = 0;
+	}
+	rc = tlsio_handshake(s->tls, why, sizeof(why));
+	if (rc == 0)
+		return 0;
+	if (rc == -1) {
+		log_info("session %" PRIu64 ": %s: TLS handshake failed: %s",
+		    s->id, s->client, why);
+		s->result = "tls-handshake-failed";
+		sess_close(s);
+		return -1;
+	}
+	s->cert_user = auth_tls_peer_user(s->tls->ssl, s->user,
+	    sizeof(s->user));
+	if (s->tls_listener)
+		sess_set_state(s, SESS_GREETING);
+	else if (s->method == SOCKS5_METHOD_TLS)
+		sess_set_state(s, SESS_REQUEST);
+	else
+		sess_set_state(s, SESS_AUTH);
+	return 1;
+}
+
+/*
+ * Method 0x83 after the reply: send our close_notify, read the client's,
+ * then the same TCP connection carries the relay in the clear.
+ */
+static int
+sess_tls_close(struct session *s)
+{
+	uint8_t junk[64];
+	ssize_t n;
+	int rc = tlsio_close_notify(s->tls);
+
+	if (rc == 0)
+		return 0;
+	if (rc == -1) {
+		s->result = "tls-close-failed";
+		sess_close(s);
+		return -1;
+	}
+	n = tlsio_read(s->tls, junk, sizeof(junk));
+	if (n == -1 && errno == EAGAIN)
+		return 0;
+	if (n != 0) {
+		/* Data inside TLS after the reply breaks the protocol. */
+		s->result = n > 0 ? "tls-login-protocol" : "client-error";
+		sess_close(s);
+		return -1;
+	}
+	if (tlsio_close_notify(s->tls) == -1 || SSL_get_shutdown(s->tls->ssl) !=
+	    (SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN)) {
+		s->result = "client-closed";
+		sess_close(s);
+		return -1;
+	}
+	s->in_len = tlsio_leftover(s->tls, s->in, sizeof(s->in));
+	tlsio_free(s->tls);
+	s->tls = NULL;
+	sess_start_relay(s);
+	return -1;
+}
+
 /* --- REPLY, RELAY, CLOSING ------------------------------------------- */
 
 static void
@@ -719,7 +828,7 @@ sess_start_relay(struct session *s)
 		sess_timer_set(s, c->idle_timeout);
 	else
 		ev_timer_stop(s->w->loop, &s->timer);
-	if (relay_start(&s->relay, s->w, s->cfd, s->ufd,
+	if (relay_start(&s->relay, s->w, s->cfd, s->ufd, s->tls,
 	    strcmp(c->relay, "splice") == 0, s->in, s->in_len,
 	    relay_done) == -1) {
 		s->result = "relay-error";
@@ -762,6 +871,8 @@ sess_closing(struct session *s)
 
 	if (!s->lingering) {
 		s->lingering = true;
+		if (s->tls != NULL)
+			(void)tlsio_close_notify(s->tls);
 		shutdown(s->cfd, SHUT_WR);
 		sess_timer_set(s, SESS_LINGER);
 	}
@@ -809,6 +920,12 @@ sess_process(struct session *s)
 		case SESS_GREETING:
 			rc = sess_greeting(s);
 			break;
+		case SESS_TLS:
+			rc = sess_tls(s);
+			break;
+		case SESS_TLS_CLOSE:
+			rc = sess_tls_close(s);
+			break;
 		case SESS_AUTH:
 			rc = sess_auth(s);
 			break;
@@ -816,6 +933,10 @@ sess_process(struct session *s)
 			rc = sess_request(s);
 			break;
 		case SESS_REPLY:
+			if (s->method == SOCKS5_METHOD_TLS_LOGIN) {
+				sess_set_state(s, SESS_TLS_CLOSE);
+				continue;
+			}
 			sess_start_relay(s);
 			return;
 		case SESS_CLOSING:
@@ -833,10 +954,17 @@ sess_process(struct session *s)
 			break;
 	}
 	/* Waiting for input, or for a pool job, the resolver or connect. */
-	if (s->state == SESS_GREETING || s->state == SESS_REQUEST ||
-	    (s->state == SESS_AUTH && s->job == NULL))
+	if (s->state == SESS_TLS || s->state == SESS_TLS_CLOSE)
+		sess_watch_client(s, s->tls != NULL && s->tls->want_write ?
+		    EV_WRITE : EV_READ);
+	else if (s->state == SESS_GREETING || s->state == SESS_REQUEST ||
+	    (s->state == SESS_AUTH && s->job == NULL)) {
 		sess_watch_client(s, s->in_len < sizeof(s->in) ? EV_READ : 0);
-	else
+		/* Decrypted input OpenSSL holds never wakes the watcher. */
+		if (s->tls != NULL && tlsio_pending(s->tls) &&
+		    s->in_len < sizeof(s->in))
+			ev_feed_event(s->w->loop, &s->cio, EV_READ);
+	} else
 		sess_watch_client(s, 0);
 }
 
@@ -847,13 +975,15 @@ client_cb(struct ev_loop *loop, ev_io *io, int revents)
 	ssize_t n;
 
 	(void)loop;
-	if (s->state == SESS_CLOSING) {
+	if (s->state == SESS_CLOSING || s->state == SESS_TLS ||
+	    s->state == SESS_TLS_CLOSE) {
 		sess_process(s);
 		return;
 	}
-	if (revents & EV_READ) {
-		n = recv(s->cfd, s->in + s->in_len, sizeof(s->in) - s->in_len,
-		    0);
+	if ((revents & EV_READ) && s->in_len < sizeof(s->in)) {
+		n = s->tls != NULL ? tlsio_read(s->tls, s->in + s->in_len,
+		    sizeof(s->in) - s->in_len) : recv(s->cfd, s->in + s->in_len,
+		    sizeof(s->in) - s->in_len, 0);
 		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
 			s->result = n == 0 ? "client-closed" : "client-error";
 			sess_close(s);
@@ -874,9 +1004,11 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)revents;
 	switch (s->state) {
 	case SESS_GREETING:
+	case SESS_TLS:
 	case SESS_AUTH:
 	case SESS_REQUEST:
 	case SESS_REPLY:
+	case SESS_TLS_CLOSE:
 		s->result = "handshake-timeout";
 		sess_close(s);
 		return;
@@ -961,6 +1093,7 @@ sess_close(struct session *s)
 	ev_timer_stop(w->loop, &s->timer);
 	if (s->ufd != -1)
 		close(s->ufd);
+	tlsio_free(s->tls);
 	close(s->cfd);
 	snap_unref(s->snap);
 	TAILQ_REMOVE(&w->sessions, s, entry);
@@ -993,7 +1126,6 @@ sess_accept(struct worker *w, struct listener *l, int fd,
 	struct session *s;
 	int one = 1;
 
-	(void)l;
 	if (c->max_sessions > 0 && sess_count() >= c->max_sessions) {
 		log_warnx("max_sessions (%u) reached: refusing a connection",
 		    c->max_sessions);
@@ -1012,7 +1144,8 @@ sess_accept(struct worker *w, struct listener *l, int fd,
 	s->snap = snap;
 	s->cfd = fd;
 	s->ufd = -1;
-	s->state = SESS_GREETING;
+	s->tls_listener = l->kind == LISTENER_SOCKS5_TLS;
+	s->state = s->tls_listener ? SESS_TLS : SESS_GREETING;
 	s->started = ev_now(w->loop);
 	memcpy(&s->peer, peer, peer_len);
 	sockaddr_format(peer, s->client, sizeof(s->client));

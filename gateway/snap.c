@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/tls.h"
 #include "auth/userdb.h"
 
 static pthread_mutex_t snap_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -26,8 +27,13 @@ snap_load(const char *path, char *err, size_t errlen)
 	if (s->conf.users[0] != '\0' && (s->users = auth_userdb_load(
 	    s->conf.users, s->conf.auth_cache_ttl, err, errlen)) == NULL)
 		goto err_free;
+	if (s->conf.tls_cert[0] != '\0' && (s->tls = auth_tls_ctx(&s->conf,
+	    err, errlen)) == NULL)
+		goto err_users;
 	return s;
 
+err_users:
+	auth_userdb_unref(s->users);
 err_free:
 	free(s);
 	return NULL;
@@ -72,5 +78,6 @@ snap_unref(struct gw_snap *s)
 	if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
 		return;
 	auth_userdb_unref(s->users);
+	SSL_CTX_free(s->tls);
 	free(s);
 }

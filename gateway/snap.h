@@ -7,6 +7,7 @@
 #ifndef MPGW_SNAP_H
 #define MPGW_SNAP_H
 
+#include <openssl/ssl.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -19,6 +20,7 @@ struct gw_snap {
 	unsigned generation;
 	struct gw_conf conf;
 	struct auth_userdb *users;	/* NULL when auth.users is empty */
+	SSL_CTX *tls;			/* NULL when tls.cert is empty */
 };
 
 /*

@@ -177,7 +177,8 @@ worker_init(struct worker *w, unsigned idx, const struct gw_conf *c,
 		return -1;
 	}
 	if (worker_add_listeners(w, &c->socks5_listen, LISTENER_SOCKS5, err,
-	    errlen) == -1)
+	    errlen) == -1 || worker_add_listeners(w, &c->tls_listen,
+	    LISTENER_SOCKS5_TLS, err, errlen) == -1)
 		goto err_fini;
 	ev_timer_init(&w->accept_backoff, backoff_cb, ACCEPT_BACKOFF, 0.);
 	ev_async_init(&w->wake, wake_cb);
