@@ -83,7 +83,7 @@ $(BUILD)/mpgw: $(BUILD)/obj/gateway/main.o $(BUILD)/libgw.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/libmpgw.so: $(SHIM_OBJ)
-	$(CC) $(ALL_CFLAGS) -shared -fPIC $(LDFLAGS) -o $@ $^ -ldl -lcrypto -pthread
+	$(CC) $(ALL_CFLAGS) -shared -fPIC $(LDFLAGS) -o $@ $^ -ldl -lssl -lcrypto -pthread
 
 $(BUILD)/mpgw-run: $(BUILD)/obj/client-shim/mpgw-run.o
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^

@@ -2,7 +2,6 @@
 
 #include <crypt.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -10,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +18,8 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
+
+#include "auth/linefile.h"
 
 #define UDB_LINE_MAX 4096
 #define UDB_CACHE_SLOTS 1024 /* a power of two */
@@ -796,141 +796,18 @@ auth_hash_password(const char *pass, char *out, size_t outlen)
 	return rc;
 }
 
-/* Write all of buf to fd. */
-static int
-udb_write_all(int fd, const char *buf, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		if ((n = write(fd, buf, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Read the whole of fd into a malloc'd buffer the caller frees. */
-static char *
-udb_slurp(int fd, size_t *lenp)
-{
-	char *buf = NULL, *nb;
-	size_t len = 0, cap = 0;
-	ssize_t n;
-
-	for (;;) {
-		if (cap - len < 4096) {
-			cap = cap ? cap * 2 : 8192;
-			if ((nb = realloc(buf, cap)) == NULL)
-				goto err_free;
-			buf = nb;
-		}
-		if ((n = read(fd, buf + len, cap - len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			goto err_free;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	*lenp = len;
-	return buf;
-err_free:
-	free(buf);
-	return NULL;
-}
-
-/* Does the line s[0..len) define user? */
-static bool
-udb_line_is(const char *s, size_t len, const char *user, size_t ulen)
-{
-	len = udb_rtrim(s, len);
-	if (udb_skip_line(s, len))
-		return false;
-	return len > ulen && s[ulen] == ':' && memcmp(s, user, ulen) == 0;
-}
-
-/*
- * Write old (the current file, may be empty) to fd with user's line
- * replaced by newline, or newline appended. A repeated entry for user is
- * dropped, which also mends a file that had one.
- */
-static int
-udb_write_new(int fd, const char *old, size_t oldlen, const char *user,
-    const char *newline)
-{
-	size_t off = 0, ulen = strlen(user), len;
-	const char *eol;
-	bool done = false;
-
-	while (off < oldlen) {
-		eol = memchr(old + off, '\n', oldlen - off);
-		len = eol != NULL ? (size_t)(eol - (old + off)) + 1
-				  : oldlen - off;
-		if (udb_line_is(old + off, len, user, ulen)) {
-			if (!done &&
-			    udb_write_all(fd, newline, strlen(newline)) == -1)
-				return -1;
-			done = true;
-		} else {
-			if (udb_write_all(fd, old + off, len) == -1)
-				return -1;
-			if (eol == NULL && udb_write_all(fd, "\n", 1) == -1)
-				return -1;
-		}
-		off += len;
-	}
-	if (!done && udb_write_all(fd, newline, strlen(newline)) == -1)
-		return -1;
-	return 0;
-}
-
-/* fsync the directory holding path so the rename is durable. */
-static void
-udb_sync_dir(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char dir[4096];
-	int fd;
-
-	if (slash == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == path)
-		snprintf(dir, sizeof(dir), "/");
-	else if ((size_t)(slash - path) < sizeof(dir))
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	else
-		return;
-	/* Best effort: the new file is already in place. */
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return;
-	(void)fsync(fd);
-	close(fd);
-}
-
 int
 auth_userdb_set(const char *path, const char *user, const char *hash, char *err,
     size_t errlen)
 {
-	char newline[AUTH_USER_MAX + AUTH_HASH_MAX + 3];
 	const struct udb_method *m;
 	enum udb_hash_res res;
-	struct stat st;
-	char *real, *tmp = NULL, *old = NULL;
-	const char *target;
-	size_t oldlen = 0, kindlen = 0;
-	bool have_old = false;
-	int fd, rc = -1;
+	size_t kindlen = 0;
 
-	if (!udb_name_ok(user, strlen(user))) {
+	if (!udb_name_ok(user, strlen(user)) || user[0] == '#') {
 		udb_err(err, errlen,
-		    "bad user name (1-%d bytes, no ':', "
-		    "blanks or control characters)",
+		    "bad user name (1-%d bytes, no ':', blanks, "
+		    "control characters or leading '#')",
 		    AUTH_USER_MAX);
 		errno = EINVAL;
 		return -1;
@@ -948,78 +825,5 @@ auth_userdb_set(const char *path, const char *user, const char *hash, char *err,
 		errno = EINVAL;
 		return -1;
 	}
-	snprintf(newline, sizeof(newline), "%s:%s\n", user, hash);
-
-	/* Replace the file a symlink points at, not the link. */
-	if ((real = realpath(path, NULL)) == NULL && errno != ENOENT) {
-		udb_err(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	target = real != NULL ? real : path;
-
-	if ((fd = open(target, O_RDONLY | O_CLOEXEC)) == -1) {
-		if (errno != ENOENT) {
-			udb_err(err, errlen, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-	} else {
-		have_old = fstat(fd, &st) != -1 &&
-		    (old = udb_slurp(fd, &oldlen)) != NULL;
-		close(fd);
-		if (!have_old) {
-			udb_err(err, errlen, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-	}
-
-	if ((tmp = malloc(strlen(target) + sizeof(".tmpXXXXXX"))) == NULL) {
-		udb_err(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	snprintf(
-	    tmp, strlen(target) + sizeof(".tmpXXXXXX"), "%s.tmpXXXXXX", target);
-	/* mkostemp creates the file 0600, so it is never readable by others. */
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
-		udb_err(err, errlen, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (have_old) {
-		if (fchmod(fd, st.st_mode & 07777) == -1 ||
-		    (fchown(fd, st.st_uid, st.st_gid) == -1 &&
-			errno != EPERM)) {
-			udb_err(err, errlen, "%s: %s", tmp, strerror(errno));
-			goto err_unlink;
-		}
-	}
-	if (udb_write_new(fd, old, oldlen, user, newline) == -1 ||
-	    fsync(fd) == -1) {
-		udb_err(err, errlen, "%s: %s", tmp, strerror(errno));
-		goto err_unlink;
-	}
-	if (close(fd) == -1) {
-		fd = -1;
-		udb_err(err, errlen, "%s: %s", tmp, strerror(errno));
-		goto err_unlink;
-	}
-	fd = -1;
-	if (rename(tmp, target) == -1) {
-		udb_err(err, errlen, "%s: %s", path, strerror(errno));
-		goto err_unlink;
-	}
-	udb_sync_dir(target);
-	rc = 0;
-	goto out;
-err_unlink : {
-	int saved = errno;
-
-	if (fd != -1)
-		close(fd);
-	unlink(tmp);
-	errno = saved;
-}
-out:
-	free(tmp);
-	free(old);
-	free(real);
-	return rc;
+	return auth_linefile_set(path, user, ':', hash, err, errlen);
 }

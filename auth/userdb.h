@@ -74,8 +74,8 @@ int auth_hash_password(const char *pass, char *out, size_t outlen);
  * Add user with hash to the users file at path, or replace its line,
  * keeping every other line as it is. The file is replaced atomically
  * (temporary file in the same directory, fsync, rename) and keeps its mode
- * and owner; a new file gets mode 0600. Returns 0, or -1 with errno and a
- * message in err.
+ * and owner; a new file gets mode 0600 (auth_linefile_set). Returns 0, or
+ * -1 with errno and a message in err.
  */
 int auth_userdb_set(const char *path, const char *user, const char *hash,
     char *err, size_t errlen);

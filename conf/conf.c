@@ -167,8 +167,8 @@ next_item(const char **sp, char *item, size_t itemlen, char *why,
 		return -1;
 	}
 	if (len >= itemlen) {
-		snprintf(why, whylen, "\"%.20s...\" is too long (at most %zu "
-		    "characters)", s, itemlen - 1);
+		snprintf(why, whylen, "\"%.*s...\" is too long (at most %zu "
+		    "characters)", len < 20 ? (int)len : 20, s, itemlen - 1);
 		return -1;
 	}
 	memcpy(item, s, len);
@@ -183,6 +183,13 @@ list_start(const char *v)
 	return *v == '\0' ? NULL : v;
 }
 
+/* The field at offset off inside base (a table row's destination). */
+static void *
+field(void *base, size_t off)
+{
+	return (char *)base + off;
+}
+
 /* Booleans: yes/no, on/off, true/false, 1/0, any case. */
 static int
 set_bool(const struct conf_cmd *cmd, void *base, const char *v, char *why,
@@ -190,7 +197,7 @@ set_bool(const struct conf_cmd *cmd, void *base, const char *v, char *why,
 {
 	static const char *const yes[] = { "yes", "on", "true", "1" };
 	static const char *const no[] = { "no", "off", "false", "0" };
-	bool *dst = (bool *)((char *)base + cmd->off);
+	bool *dst = field(base, cmd->off);
 	char q[QUOTE_MAX];
 
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
@@ -213,7 +220,7 @@ static int
 set_uint(const struct conf_cmd *cmd, void *base, const char *v, char *why,
     size_t whylen)
 {
-	unsigned *dst = (unsigned *)((char *)base + cmd->off);
+	unsigned *dst = field(base, cmd->off);
 	unsigned long n;
 	char q[QUOTE_MAX];
 
@@ -236,7 +243,7 @@ static int
 set_duration(const struct conf_cmd *cmd, void *base, const char *v,
     char *why, size_t whylen)
 {
-	unsigned *dst = (unsigned *)((char *)base + cmd->off);
+	unsigned *dst = field(base, cmd->off);
 	size_t len = strlen(v);
 	unsigned long n, mul = 1;
 	char q[QUOTE_MAX];
@@ -278,7 +285,7 @@ static int
 set_string(const struct conf_cmd *cmd, void *base, const char *v, char *why,
     size_t whylen)
 {
-	char *dst = (char *)base + cmd->off;
+	char *dst = field(base, cmd->off);
 	size_t len = strlen(v);
 
 	if (len < cmd->min) {
@@ -306,8 +313,7 @@ static int
 set_addrs(const struct conf_cmd *cmd, void *base, const char *v, char *why,
     size_t whylen)
 {
-	struct conf_addr_list *dst =
-	    (struct conf_addr_list *)((char *)base + cmd->off);
+	struct conf_addr_list *dst = field(base, cmd->off);
 	struct conf_addr_list l;
 	const char *sp = list_start(v);
 	char item[sizeof(l.a[0].text)], q[QUOTE_MAX];
@@ -346,8 +352,8 @@ static int
 set_methods(const struct conf_cmd *cmd, void *base, const char *v,
     char *why, size_t whylen)
 {
-	size_t *np = (size_t *)((char *)base + cmd->off);
-	uint8_t *dst = (uint8_t *)base + cmd->off2;
+	size_t *np = field(base, cmd->off);
+	uint8_t *dst = field(base, cmd->off2);
 	uint8_t m[CONF_MAX_METHODS];
 	size_t n = 0;
 	const char *sp = list_start(v);
@@ -392,7 +398,7 @@ static int
 set_log_level(const struct conf_cmd *cmd, void *base, const char *v,
     char *why, size_t whylen)
 {
-	int *dst = (int *)((char *)base + cmd->off);
+	int *dst = field(base, cmd->off);
 	int lvl = log_level_parse(v);
 	char q[QUOTE_MAX];
 
@@ -410,7 +416,7 @@ static int
 set_workers(const struct conf_cmd *cmd, void *base, const char *v,
     char *why, size_t whylen)
 {
-	unsigned *dst = (unsigned *)((char *)base + cmd->off);
+	unsigned *dst = field(base, cmd->off);
 	unsigned long n;
 	char q[QUOTE_MAX];
 
@@ -433,7 +439,7 @@ static int
 set_relay(const struct conf_cmd *cmd, void *base, const char *v, char *why,
     size_t whylen)
 {
-	char *dst = (char *)base + cmd->off;
+	char *dst = field(base, cmd->off);
 	char q[QUOTE_MAX];
 
 	if (strcmp(v, "buffer") != 0 && strcmp(v, "splice") != 0) {
@@ -451,7 +457,7 @@ static int
 set_action(const struct conf_cmd *cmd, void *base, const char *v, char *why,
     size_t whylen)
 {
-	enum conf_action *dst = (enum conf_action *)((char *)base + cmd->off);
+	enum conf_action *dst = field(base, cmd->off);
 	char q[QUOTE_MAX];
 
 	if (strcmp(v, "allow") == 0)
@@ -471,8 +477,8 @@ static int
 set_cidrs(const struct conf_cmd *cmd, void *base, const char *v, char *why,
     size_t whylen)
 {
-	size_t *np = (size_t *)((char *)base + cmd->off);
-	struct conf_cidr *dst = (struct conf_cidr *)((char *)base + cmd->off2);
+	size_t *np = field(base, cmd->off);
+	struct conf_cidr *dst = field(base, cmd->off2);
 	struct conf_cidr l[CONF_MAX_RULE_ITEMS];
 	size_t n = 0;
 	const char *sp = list_start(v);
@@ -634,7 +640,7 @@ static int
 set_commands(const struct conf_cmd *cmd, void *base, const char *v,
     char *why, size_t whylen)
 {
-	uint8_t *dst = (uint8_t *)base + cmd->off;
+	uint8_t *dst = field(base, cmd->off);
 	uint8_t bits = 0;
 	const char *sp = list_start(v);
 	char item[16], q[QUOTE_MAX];
@@ -711,6 +717,8 @@ static const struct conf_cmd conf_cmds[] = {
 	    GW_LEN(convert_cookie) },
 	{ SECT_CONVERT, "max_skew", set_duration, GW(convert_max_skew), 0, 1,
 	    3600 },
+	{ SECT_CONVERT, "tfo_no_cookie", set_bool, GW(convert_tfo_no_cookie),
+	    0, 0, 0 },
 
 	{ SECT_UPSTREAM, "mptcp", set_bool, GW(upstream_mptcp), 0, 0, 0 },
 	{ SECT_UPSTREAM, "connect_timeout", set_duration, GW(connect_timeout),
@@ -743,7 +751,7 @@ struct parse {
 	char sect_name[80];	/* as written, e.g. "rule.lan" */
 	int sect_line;
 	struct conf_rule *rule;	/* when sect is SECT_RULE */
-	int sect_seen[SECT_RULE];	/* line of each fixed section, 0 = none */
+	int sect_seen[SECT_RULE];	/* line each section began, 0 = none */
 	int key_line[N_CMDS];	/* line each key was set on, 0 = default */
 };
 
@@ -846,9 +854,10 @@ sect_open(struct parse *p, const char *name, size_t len)
 	if (strncmp(p->sect_name, "rule.", 5) == 0) {
 		const char *rn = p->sect_name + 5;
 
-		if (!rule_name_ok(rn) || strlen(rn) >= sizeof(c->rules[0].name)) {
-			fail(p, p->lineno, "[%s]: a rule name is 1..%zu letters, "
-			    "digits, '-' or '_'", p->sect_name,
+		if (!rule_name_ok(rn) ||
+		    strlen(rn) >= sizeof(c->rules[0].name)) {
+			fail(p, p->lineno, "[%s]: a rule name is 1..%zu "
+			    "letters, digits, '-' or '_'", p->sect_name,
 			    sizeof(c->rules[0].name) - 1);
 			return;
 		}
@@ -1117,8 +1126,11 @@ cross_check(struct parse *p)
 	for (size_t i = 0; i < c->n_methods; i++) {
 		uint8_t m = c->methods[i];
 
-		if ((m == SOCKS5_METHOD_TLS || m == SOCKS5_METHOD_TLS_USERPASS ||
-		    m == SOCKS5_METHOD_TLS_LOGIN) && !cert) {
+		bool tls = m == SOCKS5_METHOD_TLS ||
+		    m == SOCKS5_METHOD_TLS_USERPASS ||
+		    m == SOCKS5_METHOD_TLS_LOGIN;
+
+		if (tls && !cert) {
 			fail(p, ml, "socks5.methods: %s needs tls.cert and "
 			    "tls.key", conf_method_name(m));
 			return;
@@ -1131,8 +1143,8 @@ cross_check(struct parse *p)
 		}
 		if (m == SOCKS5_METHOD_TLS_LOGIN && c->users[0] == '\0' &&
 		    c->tls_client_ca[0] == '\0') {
-			fail(p, ml, "socks5.methods: tls-login needs auth.users "
-			    "or tls.client_ca");
+			fail(p, ml, "socks5.methods: tls-login needs "
+			    "auth.users or tls.client_ca");
 			return;
 		}
 	}

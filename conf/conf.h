@@ -105,6 +105,7 @@ struct gw_conf {
 	char convert_keys[CONF_PATH_MAX];
 	char convert_cookie[256];
 	unsigned convert_max_skew;	/* seconds */
+	bool convert_tfo_no_cookie;	/* accept SYN data without a TFO cookie */
 
 	/* [upstream] */
 	bool upstream_mptcp;
@@ -143,6 +144,7 @@ bool conf_cidr_match(const struct conf_cidr *c, const struct sockaddr *sa);
 /* Parse a method name ("none", "userpass", "tls", "tls-userpass",
  * "tls-login") to its code; -1 if unknown. */
 int conf_method_parse(const char *s);
+/* A method code's name, for logs ("unknown" for codes we do not know). */
 const char *conf_method_name(uint8_t method);
 
 #endif

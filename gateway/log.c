@@ -41,7 +41,7 @@ log_level_parse(const char *s)
  * Format the whole line first and emit it with one fputs so that lines from
  * different worker threads never interleave.
  */
-static void
+static void __attribute__((format(printf, 3, 0)))
 log_vline(enum log_level lvl, int err, const char *fmt, va_list ap)
 {
 	char line[1024];

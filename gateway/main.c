@@ -13,6 +13,9 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "auth/keys.h"
+#include "auth/replay.h"
+#include "auth/rules.h"
 #include "auth/userdb.h"
 #include "conf/conf.h"
 #include "gateway/access.h"
@@ -41,6 +44,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: mpgw [-t] [-d] [-c FILE]\n"
 	    "       mpgw passwd FILE USER\n"
+	    "       mpgw key new USER FILE\n"
 	    "\n"
 	    "SOCKS5 gateway that carries connections upstream over Multipath TCP.\n"
 	    "\n"
@@ -52,60 +56,18 @@ usage(FILE *f)
 	    "\n"
 	    "  passwd FILE USER   set USER's password in the users file FILE (a yescrypt\n"
 	    "                     hash; the password is read without echo, or from stdin)\n"
+	    "  key new USER FILE  give USER a fresh random key in the Convert keys file\n"
+	    "                     FILE and print it (base64: the client's MPGW_KEY)\n"
 	    "\n"
 	    "Runs in the foreground and logs to stderr. Signals: HUP reloads the\n"
 	    "configuration and users file, TERM/INT stop accepting and drain (a second\n"
 	    "one closes everything at once). See README.md for every config key.\n");
 }
 
-static bool
-addr_is_loopback(const struct conf_addr *a)
-{
-	struct conf_cidr v4, v6;
-
-	conf_parse_cidr("127.0.0.0/8", &v4);
-	conf_parse_cidr("::1/128", &v6);
-	return conf_cidr_match(&v4, (const struct sockaddr *)&a->ss) ||
-	    conf_cidr_match(&v6, (const struct sockaddr *)&a->ss);
-}
-
-/*
- * Refuse a config that would make an open proxy: a listener beyond loopback
- * that lets clients in with no authentication, unless the operator said so.
- */
-static int
-check_open_proxy(const struct gw_conf *c, char *err, size_t errlen)
-{
-	bool none = false;
-
-	for (size_t i = 0; i < c->n_methods; i++)
-		if (c->methods[i] == 0x00)
-			none = true;
-	if (!none || c->allow_open_proxy)
-		return 0;
-	for (size_t i = 0; i < c->socks5_listen.n; i++) {
-		if (!addr_is_loopback(&c->socks5_listen.a[i])) {
-			snprintf(err, errlen, "%.200s: socks5.listen %.80s is not "
-			    "loopback and socks5.methods allows \"none\": this "
-			    "is an open proxy; require authentication, or set "
-			    "gateway.allow_open_proxy = yes", c->path,
-			    c->socks5_listen.a[i].text);
-			return -1;
-		}
-	}
-	return 0;
-}
-
 static struct gw_snap *
 load(char *err, size_t errlen)
 {
-	struct gw_snap *s = snap_load(config_path, err, errlen);
-
-	if (s != NULL && check_open_proxy(&s->conf, err, errlen) == -1) {
-		snap_unref(s);
-		return NULL;
-	}
-	return s;
+	return snap_load(config_path, err, errlen);
 }
 
 static bool
@@ -136,6 +98,8 @@ reload(void)
 		log_warnx("reload: listen addresses, workers and buffer_size "
 		    "change only on restart");
 	snap_unref(old);
+	if (auth_rules_local_refresh() == -1)
+		log_warn("reload: listing this host's addresses");
 	log_set_level(s->conf.log_level);
 	if (access_open(s->conf.access_log) == -1)
 		log_warn("reload: access log %s", s->conf.access_log);
@@ -209,10 +173,10 @@ raise_nofile(void)
 
 /* Fail early, with a clear message, if another process holds a port. */
 static int
-probe_listen(const struct gw_conf *c, char *err, size_t errlen)
+probe_list(const struct conf_addr_list *l, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < c->socks5_listen.n; i++) {
-		const struct conf_addr *a = &c->socks5_listen.a[i];
+	for (size_t i = 0; i < l->n; i++) {
+		const struct conf_addr *a = &l->a[i];
 		int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		int one = 1;
 
@@ -230,6 +194,54 @@ probe_listen(const struct gw_conf *c, char *err, size_t errlen)
 		close(fd);
 	}
 	return 0;
+}
+
+static int
+probe_listen(const struct gw_conf *c, char *err, size_t errlen)
+{
+	if (probe_list(&c->socks5_listen, err, errlen) == -1 ||
+	    probe_list(&c->tls_listen, err, errlen) == -1 ||
+	    probe_list(&c->convert_listen, err, errlen) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Tell the operator whether SYN data will reach the Convert listener: the
+ * kernel keeps it only with the server bit (0x2) of net.ipv4.tcp_fastopen,
+ * and without a cookie only with 0x200 or convert.tfo_no_cookie.
+ */
+static void
+report_fastopen(const struct gw_conf *c)
+{
+	unsigned long v = 0;
+	FILE *f;
+
+	if (c->convert_listen.n == 0)
+		return;
+	if ((f = fopen("/proc/sys/net/ipv4/tcp_fastopen", "r")) != NULL) {
+		if (fscanf(f, "%lu", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	if ((v & 0x2) == 0)
+		log_warnx("convert: net.ipv4.tcp_fastopen = %#lx has no server "
+		    "bit (0x2): the kernel drops data in SYNs, so each Convert "
+		    "message arrives after the handshake and costs one extra "
+		    "client round trip (sysctl -w net.ipv4.tcp_fastopen=%#lx)",
+		    v, v | 0x2);
+	else
+		log_info("convert: SYN data accepted (net.ipv4.tcp_fastopen = "
+		    "%#lx); %s", v, c->convert_tfo_no_cookie || (v & 0x200) ?
+		    "no TFO cookie needed" : "first contact needs a TFO cookie "
+		    "round trip (convert.tfo_no_cookie = yes to skip it)");
+}
+
+static void
+log_listeners(const struct conf_addr_list *l, const char *what)
+{
+	for (size_t i = 0; i < l->n; i++)
+		log_info("%s listening on %s", what, l->a[i].text);
 }
 
 static int
@@ -264,6 +276,11 @@ run(bool debug)
 	}
 	if (probe_listen(&snap->conf, err, sizeof(err)) == -1)
 		fatalx("%s", err);
+	report_fastopen(&snap->conf);
+	if (auth_rules_local_refresh() == -1)
+		fatal("listing this host's addresses");
+	if (snap->conf.convert_listen.n > 0 && auth_replay_init(0) == -1)
+		fatal("replay cache");
 	if ((workers = calloc(n_workers, sizeof(*workers))) == NULL)
 		fatal("workers");
 	for (unsigned i = 0; i < n_workers; i++)
@@ -294,8 +311,9 @@ run(bool debug)
 	ev_signal_start(loop, &sig_int);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
-	for (size_t i = 0; i < snap->conf.socks5_listen.n; i++)
-		log_info("socks5 listening on %s", snap->conf.socks5_listen.a[i].text);
+	log_listeners(&snap->conf.socks5_listen, "socks5");
+	log_listeners(&snap->conf.tls_listen, "socks5+tls");
+	log_listeners(&snap->conf.convert_listen, "convert");
 	log_info("mpgw %s started: %u worker(s), config %s", MPGW_VERSION,
 	    n_workers, config_path);
 	snap_unref(snap);
@@ -311,6 +329,7 @@ run(bool debug)
 	ev_timer_stop(loop, &drain_timer);
 	ev_loop_destroy(loop);
 	snap_install(NULL);
+	auth_replay_fini();
 	access_close();
 	log_info("stopped");
 	return 0;
@@ -377,6 +396,25 @@ out:
 	return rc;
 }
 
+static int
+cmd_key(int argc, char **argv)
+{
+	char b64[AUTH_KEY_B64_SIZE], err[CONF_ERR_MAX];
+
+	if (argc != 4 || strcmp(argv[1], "new") != 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (auth_keys_new(argv[3], argv[2], b64, sizeof(b64), err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "mpgw key: %s\n", err);
+		return 1;
+	}
+	printf("%s\n", b64);
+	explicit_bzero(b64, sizeof(b64));
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -393,6 +431,8 @@ main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "passwd") == 0)
 		return cmd_passwd(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "key") == 0)
+		return cmd_key(argc - 1, argv + 1);
 	while ((ch = getopt_long(argc, argv, "c:tdhV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':

@@ -10,17 +10,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "auth/keys.h"
+#include "auth/replay.h"
+#include "auth/rules.h"
+#include "auth/throttle.h"
 #include "auth/tls.h"
 #include "auth/userdb.h"
 #include "gateway/access.h"
+#include "gateway/convert.h"
 #include "gateway/log.h"
 #include "gateway/mptcp.h"
 #include "gateway/pool.h"
 #include "gateway/relay.h"
 #include "gateway/snap.h"
 #include "gateway/socks5.h"
+#include "gateway/srclimit.h"
 #include "gateway/tlsio.h"
 #include "gateway/worker.h"
 
@@ -38,6 +45,7 @@
 
 enum sess_state {
 	SESS_GREETING = 0,
+	SESS_CONVERT,
 	SESS_TLS,
 	SESS_AUTH,
 	SESS_REQUEST,
@@ -51,6 +59,7 @@ enum sess_state {
 
 static const char *const sess_state_names[] = {
 	[SESS_GREETING] = "GREETING",
+	[SESS_CONVERT] = "CONVERT",
 	[SESS_TLS] = "TLS",
 	[SESS_AUTH] = "AUTH",
 	[SESS_REQUEST] = "REQUEST",
@@ -93,6 +102,10 @@ struct session {
 	bool upstream_mptcp;		/* socket was created MPTCP */
 	bool lingering;			/* CLOSING: reply sent, SHUT_WR done */
 	bool tls_listener;		/* TLS from the first byte */
+	bool convert;			/* RFC 8803 Convert listener */
+	bool silent;			/* Convert Silent TLV: no reply, RST on failure */
+	bool hold;			/* CLOSING: reply waits (login throttle) */
+	bool counted;			/* holds a max_per_source slot */
 	bool cert_user;			/* user named by a client certificate */
 	struct tlsio *tls;		/* client side TLS, while it lasts */
 	ev_io cio;
@@ -124,6 +137,8 @@ static void sess_process(struct session *s);
 static void sess_fail(struct session *s, uint8_t rep, const char *result);
 static void dial_next(struct session *s);
 static void sess_start_relay(struct session *s);
+static void sess_open_target(struct session *s);
+static void sess_fail_conv(struct session *s, uint8_t code);
 
 unsigned
 sess_count(void)
@@ -341,6 +356,24 @@ auth_job_work(struct pool_job *job)
 	aj->ok = auth_userdb_check(aj->snap->users, aj->user, aj->pass);
 }
 
+/*
+ * Record a failed login from the client's address and hold the answer back
+ * for the throttle's growing delay; other clients are not slowed.
+ */
+static void
+sess_login_failed(struct session *s)
+{
+	const struct gw_conf *c = sess_conf(s);
+	double delay = auth_throttle_fail((const struct sockaddr *)&s->peer,
+	    c->fail_limit, c->fail_delay_max, c->fail_block,
+	    ev_now(s->w->loop));
+
+	if (delay > 0) {
+		s->hold = true;
+		sess_timer_set(s, delay);
+	}
+}
+
 static void
 sess_auth_result(struct session *s, bool ok)
 {
@@ -353,8 +386,10 @@ sess_auth_result(struct session *s, bool ok)
 		if (s->result == NULL)
 			s->result = "auth-failed";
 		sess_set_state(s, SESS_CLOSING);
+		sess_login_failed(s);
 		return;
 	}
+	auth_throttle_success((const struct sockaddr *)&s->peer);
 	sess_set_state(s, SESS_REQUEST);
 }
 
@@ -425,6 +460,140 @@ sess_auth(struct session *s)
 out:
 	explicit_bzero(&up, sizeof(up));
 	return rc;
+}
+
+/* --- CONVERT (RFC 8803, DESIGN.md section 4) ------------------------- */
+
+static atomic_uint_fast64_t conv_replays;
+
+/* The Convert Error code for a failure known as a SOCKS5 reply code. */
+static uint8_t
+conv_err_from_rep(uint8_t rep)
+{
+	switch (rep) {
+	case SOCKS5_REP_NOT_ALLOWED:
+		return CONV_ERR_NOT_AUTHORIZED;
+	case SOCKS5_REP_REFUSED:
+		return CONV_ERR_CONNECTION_RESET;
+	case SOCKS5_REP_NET_UNREACHABLE:
+	case SOCKS5_REP_HOST_UNREACHABLE:
+	case SOCKS5_REP_TTL_EXPIRED:
+		return CONV_ERR_DEST_UNREACHABLE;
+	case SOCKS5_REP_CMD_UNSUPPORTED:
+	case SOCKS5_REP_ATYP_UNSUPPORTED:
+		return CONV_ERR_UNSUPPORTED_MSG;
+	default:
+		return CONV_ERR_NETWORK_FAILURE;
+	}
+}
+
+/*
+ * Check the Auth TLV of m (and that one is there when required): a known
+ * user, a valid MAC, a fresh timestamp, a nonce not seen before. Returns 0,
+ * or a Convert error code with s->result set.
+ */
+static uint8_t
+sess_convert_auth(struct session *s, const struct conv_msg *m)
+{
+	const struct gw_conf *c = sess_conf(s);
+	uint8_t key[CONV_KEY_LEN];
+	double now = (double)time(NULL), skew;
+	bool ok;
+
+	if (!m->has_auth) {
+		if (!c->convert_require_auth)
+			return 0;
+		s->result = "convert-no-auth";
+		return CONV_ERR_NOT_AUTHORIZED;
+	}
+	memcpy(s->user, m->user, sizeof(s->user));
+	if (s->snap->keys == NULL || !auth_keys_get(s->snap->keys, m->user,
+	    key)) {
+		s->result = "convert-unknown-user";
+		return CONV_ERR_NOT_AUTHORIZED;
+	}
+	ok = conv_verify(s->in, m, key);
+	explicit_bzero(key, sizeof(key));
+	if (!ok) {
+		s->result = "convert-bad-mac";
+		return CONV_ERR_NOT_AUTHORIZED;
+	}
+	skew = now - (double)m->ts;
+	if (skew > c->convert_max_skew || -skew > c->convert_max_skew) {
+		s->result = "convert-stale";
+		return CONV_ERR_NOT_AUTHORIZED;
+	}
+	/* Remember the nonce exactly as long as its timestamp is acceptable. */
+	switch (auth_replay_check(m->user, m->nonce, now,
+	    (double)m->ts + c->convert_max_skew)) {
+	case AUTH_REPLAY_FRESH:
+		return 0;
+	case AUTH_REPLAY_SEEN:
+		log_warnx("session %" PRIu64 ": %s: replayed Convert message "
+		    "for user \"%s\" refused (%" PRIu64 " so far)", s->id,
+		    s->client, m->user, atomic_fetch_add(&conv_replays, 1) + 1);
+		s->result = "convert-replay";
+		return CONV_ERR_NOT_AUTHORIZED;
+	case AUTH_REPLAY_FULL:
+		s->result = "convert-replay-cache-full";
+		return CONV_ERR_RESOURCE_EXCEEDED;
+	}
+	return CONV_ERR_NETWORK_FAILURE;
+}
+
+static int
+sess_convert(struct session *s)
+{
+	const struct gw_conf *c = sess_conf(s);
+	struct conv_msg m;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	uint8_t err = 0;
+
+	switch (conv_parse_request(s->in, s->in_len, &m, &err)) {
+	case CONV_AGAIN:
+		return 0;
+	case CONV_BAD:
+		s->result = "convert-malformed";
+		sess_fail_conv(s, err);
+		return 1;
+	case CONV_OK:
+		break;
+	}
+	s->silent = m.silent;
+	if (c->convert_cookie[0] != '\0' && !(m.has_cookie &&
+	    conv_cookie_equal(&m, (const uint8_t *)c->convert_cookie,
+	    strlen(c->convert_cookie)))) {
+		s->result = m.has_cookie ? "convert-bad-cookie" :
+		    "convert-no-cookie";
+		sess_fail_conv(s, m.has_cookie ? CONV_ERR_NOT_AUTHORIZED :
+		    CONV_ERR_MISSING_COOKIE);
+		return 1;
+	}
+	if ((err = sess_convert_auth(s, &m)) != 0) {
+		sess_fail_conv(s, err);
+		if (err == CONV_ERR_NOT_AUTHORIZED)
+			sess_login_failed(s);
+		return 1;
+	}
+	memset(&s->req, 0, sizeof(s->req));
+	s->req.cmd = SOCKS5_CMD_CONNECT;
+	if (m.has_name) {
+		s->req.dst.atyp = SOCKS5_ATYP_DOMAIN;
+		s->req.dst.name_len = m.name_len;
+		memcpy(s->req.dst.u.name, m.name, sizeof(s->req.dst.u.name));
+		s->req.dst.port = m.port;
+	} else if (conv_addr_to_sockaddr(&m, &ss, &sslen) == -1 ||
+	    socks5_addr_from_sockaddr(&s->req.dst,
+	    (const struct sockaddr *)&ss) == -1) {
+		s->result = "convert-bad-address";
+		sess_fail_conv(s, CONV_ERR_MALFORMED);
+		return 1;
+	}
+	/* What follows the message in the SYN is the client's first data. */
+	sess_consume(s, m.len);
+	sess_open_target(s);
+	return 1;
 }
 
 /* --- REQUEST, RESOLVE ------------------------------------------------- */
@@ -543,14 +712,26 @@ sess_request(struct session *s)
 		break;
 	}
 	sess_consume(s, used);
-	socks5_addr_format(&s->req.dst, s->target, sizeof(s->target));
 	if (s->req.cmd != SOCKS5_CMD_CONNECT) {
+		socks5_addr_format(&s->req.dst, s->target, sizeof(s->target));
 		sess_fail(s, SOCKS5_REP_CMD_UNSUPPORTED, "bad-command");
 		return 1;
 	}
+	sess_open_target(s);
+	return 1;
+}
+
+/*
+ * The request is known (s->req, from SOCKS5 or Convert): resolve the name
+ * on the pool, or dial the address at once.
+ */
+static void
+sess_open_target(struct session *s)
+{
+	socks5_addr_format(&s->req.dst, s->target, sizeof(s->target));
 	if ((s->dial = calloc(1, sizeof(*s->dial))) == NULL) {
 		sess_fail(s, SOCKS5_REP_GENERAL_FAILURE, "no-memory");
-		return 1;
+		return;
 	}
 	for (size_t i = 0; i < DIAL_MAX_INFLIGHT; i++)
 		s->dial->att[i].fd = -1;
@@ -559,7 +740,7 @@ sess_request(struct session *s)
 
 		if (dj == NULL) {
 			sess_fail(s, SOCKS5_REP_GENERAL_FAILURE, "no-memory");
-			return 1;
+			return;
 		}
 		dj->job.work = dns_job_work;
 		dj->job.done = dns_job_done;
@@ -570,13 +751,12 @@ sess_request(struct session *s)
 		sess_set_state(s, SESS_RESOLVE);
 		sess_timer_set(s, sess_conf(s)->connect_timeout);
 		pool_submit(&dj->job, &s->w->doneq);
-		return 1;
+		return;
 	}
 	socks5_addr_to_sockaddr(&s->req.dst, &s->dial->addrs[0],
 	    &s->dial->lens[0]);
 	s->dial->n = 1;
 	sess_dial_start(s);
-	return 1;
 }
 
 /* --- CONNECT (Happy Eyeballs over MPTCP sockets) ---------------------- */
@@ -646,6 +826,29 @@ stagger_cb(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 /*
+ * May this session reach sa? The access rules decide, per address, after
+ * resolution: a name that resolves to a protected address is caught too.
+ */
+static bool
+sess_allowed(struct session *s, const struct sockaddr *sa)
+{
+	struct auth_target t = {
+		.addr = sa,
+		.name = s->req.dst.atyp == SOCKS5_ATYP_DOMAIN ?
+		    s->req.dst.u.name : NULL,
+		.port = s->req.dst.port,
+	};
+	const char *why = NULL;
+
+	if (auth_rules_check(sess_conf(s), (const struct sockaddr *)&s->peer,
+	    s->user, s->req.cmd, &t, &why) == CONF_ALLOW)
+		return true;
+	log_info("session %" PRIu64 ": %s: %s denied by %s", s->id, s->client,
+	    s->target, why != NULL ? why : "a rule");
+	return false;
+}
+
+/*
  * Start the next connection attempt if an address is left and a slot is
  * free; fail the session when nothing is left and nothing is in flight.
  */
@@ -666,6 +869,11 @@ dial_next(struct session *s)
 		struct dial_attempt *a = NULL;
 		int one = 1;
 
+		if (!sess_allowed(s, sa)) {
+			d->last_err = EACCES;
+			d->next++;
+			continue;
+		}
 		for (size_t i = 0; i < DIAL_MAX_INFLIGHT && a == NULL; i++)
 			if (d->att[i].fd == -1)
 				a = &d->att[i];
@@ -699,6 +907,7 @@ dial_next(struct session *s)
 	}
 	if (inflight == 0)
 		sess_fail(s, socks5_rep_from_errno(d->last_err),
+		    d->last_err == EACCES ? "denied" :
 		    socks5_rep_str(socks5_rep_from_errno(d->last_err)));
 }
 
@@ -718,8 +927,11 @@ sess_connected(struct session *s, struct dial_attempt *a)
 		sess_fail(s, SOCKS5_REP_GENERAL_FAILURE, "getsockname");
 		return;
 	}
-	sess_queue(s, reply, socks5_write_reply(reply, SOCKS5_REP_SUCCEEDED,
-	    (const struct sockaddr *)&bnd));
+	if (!s->convert)
+		sess_queue(s, reply, socks5_write_reply(reply,
+		    SOCKS5_REP_SUCCEEDED, (const struct sockaddr *)&bnd));
+	else if (!s->silent)
+		sess_queue(s, reply, conv_write_ok_reply(reply, sizeof(reply)));
 	sess_set_state(s, SESS_REPLY);
 }
 
@@ -854,7 +1066,35 @@ sess_fail(struct session *s, uint8_t rep, const char *result)
 	dial_free(s);
 	s->rep = rep;
 	s->result = result;
+	if (s->convert) {
+		sess_fail_conv(s, conv_err_from_rep(rep));
+		return;
+	}
 	sess_queue(s, reply, socks5_write_reply(reply, rep, NULL));
+	sess_set_state(s, SESS_CLOSING);
+}
+
+/*
+ * A Convert failure: an Error TLV and close, or with Silent an RST (the
+ * client's only signal, since it reads no reply).
+ */
+static void
+sess_fail_conv(struct session *s, uint8_t code)
+{
+	uint8_t msg[CONV_REPLY_LEN];
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (s->silent) {
+		(void)setsockopt(s->cfd, SOL_SOCKET, SO_LINGER, &lg,
+		    sizeof(lg));
+		s->in_len = 0;
+		s->out_len = s->out_off = 0;
+		s->lingering = true;	/* no SHUT_WR: close resets */
+		sess_set_state(s, SESS_CLOSING);
+		return;
+	}
+	sess_queue(s, msg, conv_write_error(msg, sizeof(msg), code,
+	    code == CONV_ERR_UNSUPPORTED_VERSION ? CONV_VERSION : 0));
 	sess_set_state(s, SESS_CLOSING);
 }
 
@@ -869,6 +1109,10 @@ sess_closing(struct session *s)
 	char sink[512];
 	ssize_t n;
 
+	if (s->convert && s->silent) {
+		sess_close(s);
+		return;
+	}
 	if (!s->lingering) {
 		s->lingering = true;
 		if (s->tls != NULL)
@@ -902,6 +1146,8 @@ sess_process(struct session *s)
 		enum sess_state st = s->state;
 		int rc = 0;
 
+		if (s->hold)
+			return;
 		if (s->out_len > 0) {
 			rc = sess_flush(s);
 			if (rc == -1) {
@@ -919,6 +1165,9 @@ sess_process(struct session *s)
 		switch (st) {
 		case SESS_GREETING:
 			rc = sess_greeting(s);
+			break;
+		case SESS_CONVERT:
+			rc = sess_convert(s);
 			break;
 		case SESS_TLS:
 			rc = sess_tls(s);
@@ -958,6 +1207,7 @@ sess_process(struct session *s)
 		sess_watch_client(s, s->tls != NULL && s->tls->want_write ?
 		    EV_WRITE : EV_READ);
 	else if (s->state == SESS_GREETING || s->state == SESS_REQUEST ||
+	    s->state == SESS_CONVERT ||
 	    (s->state == SESS_AUTH && s->job == NULL)) {
 		sess_watch_client(s, s->in_len < sizeof(s->in) ? EV_READ : 0);
 		/* Decrypted input OpenSSL holds never wakes the watcher. */
@@ -1004,6 +1254,7 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)revents;
 	switch (s->state) {
 	case SESS_GREETING:
+	case SESS_CONVERT:
 	case SESS_TLS:
 	case SESS_AUTH:
 	case SESS_REQUEST:
@@ -1033,6 +1284,11 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		sess_close(s);
 		return;
 	case SESS_CLOSING:
+		if (s->hold) {
+			s->hold = false;
+			sess_process(s);
+			return;
+		}
 		sess_close(s);
 		return;
 	}
@@ -1077,7 +1333,7 @@ sess_close(struct session *s)
 	e.id = s->id;
 	e.client = s->client;
 	e.user = s->user;
-	e.method = sess_method_name(s->method);
+	e.method = s->convert ? "convert" : sess_method_name(s->method);
 	e.target = s->target[0] ? s->target : NULL;
 	e.result = s->result != NULL ? s->result : "ok";
 	e.mptcp = st.mptcp;
@@ -1094,6 +1350,8 @@ sess_close(struct session *s)
 	if (s->ufd != -1)
 		close(s->ufd);
 	tlsio_free(s->tls);
+	if (s->counted)
+		srclimit_release((const struct sockaddr *)&s->peer);
 	close(s->cfd);
 	snap_unref(s->snap);
 	TAILQ_REMOVE(&w->sessions, s, entry);
@@ -1133,19 +1391,39 @@ sess_accept(struct worker *w, struct listener *l, int fd,
 		close(fd);
 		return;
 	}
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		log_warn("session");
+	if (auth_throttle_blocked(peer, ev_now(w->loop))) {
+		/* Too many failed logins from there: refuse for a while. */
+		auth_throttle_count_refusal();
 		snap_unref(snap);
 		close(fd);
 		return;
 	}
+	if (!srclimit_acquire(peer, c->max_per_source)) {
+		log_warnx("max_per_source (%u) reached: refusing a connection",
+		    c->max_per_source);
+		snap_unref(snap);
+		close(fd);
+		return;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		log_warn("session");
+		if (c->max_per_source > 0)
+			srclimit_release(peer);
+		snap_unref(snap);
+		close(fd);
+		return;
+	}
+	s->counted = c->max_per_source > 0;
 	s->id = atomic_fetch_add(&sess_next_id, 1);
 	s->w = w;
 	s->snap = snap;
 	s->cfd = fd;
 	s->ufd = -1;
+	s->method = SOCKS5_METHOD_UNACCEPTABLE;
 	s->tls_listener = l->kind == LISTENER_SOCKS5_TLS;
-	s->state = s->tls_listener ? SESS_TLS : SESS_GREETING;
+	s->convert = l->kind == LISTENER_CONVERT;
+	s->state = s->tls_listener ? SESS_TLS : s->convert ? SESS_CONVERT :
+	    SESS_GREETING;
 	s->started = ev_now(w->loop);
 	memcpy(&s->peer, peer, peer_len);
 	sockaddr_format(peer, s->client, sizeof(s->client));

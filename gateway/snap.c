@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/keys.h"
 #include "auth/tls.h"
 #include "auth/userdb.h"
 
@@ -30,8 +31,13 @@ snap_load(const char *path, char *err, size_t errlen)
 	if (s->conf.tls_cert[0] != '\0' && (s->tls = auth_tls_ctx(&s->conf,
 	    err, errlen)) == NULL)
 		goto err_users;
+	if (s->conf.convert_keys[0] != '\0' && (s->keys = auth_keys_load(
+	    s->conf.convert_keys, err, errlen)) == NULL)
+		goto err_tls;
 	return s;
 
+err_tls:
+	SSL_CTX_free(s->tls);
 err_users:
 	auth_userdb_unref(s->users);
 err_free:
@@ -79,5 +85,6 @@ snap_unref(struct gw_snap *s)
 		return;
 	auth_userdb_unref(s->users);
 	SSL_CTX_free(s->tls);
+	auth_keys_unref(s->keys);
 	free(s);
 }

@@ -13,6 +13,7 @@
 
 #include "conf/conf.h"
 
+struct auth_keys;
 struct auth_userdb;
 
 struct gw_snap {
@@ -21,6 +22,7 @@ struct gw_snap {
 	struct gw_conf conf;
 	struct auth_userdb *users;	/* NULL when auth.users is empty */
 	SSL_CTX *tls;			/* NULL when tls.cert is empty */
+	struct auth_keys *keys;		/* NULL when convert.keys is empty */
 };
 
 /*

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,16 +29,26 @@
  * are accepted by it too). SO_REUSEPORT lets every worker have its own.
  */
 static int
-listener_socket(const struct conf_addr *a, char *err, size_t errlen)
+listener_socket(const struct conf_addr *a, enum listener_kind kind,
+    const struct gw_conf *c, char *err, size_t errlen)
 {
 	bool mptcp;
-	int fd, one = 1;
+	int fd, one = 1, qlen = LISTEN_BACKLOG;
 
 	fd = mptcp_socket(a->ss.ss_family, true, &mptcp);
 	if (fd == -1)
 		goto err;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+		goto err_close;
+	/*
+	 * The Convert listener takes data in the SYN (TCP Fast Open); with
+	 * convert.tfo_no_cookie a client needs no TFO cookie first.
+	 */
+	if (kind == LISTENER_CONVERT && (setsockopt(fd, IPPROTO_TCP,
+	    TCP_FASTOPEN, &qlen, sizeof(qlen)) == -1 || (c->convert_tfo_no_cookie &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_NO_COOKIE, &one,
+	    sizeof(one)) == -1)))
 		goto err_close;
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1 ||
 	    listen(fd, LISTEN_BACKLOG) == -1)
@@ -144,12 +155,13 @@ wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 }
 
 static int
-worker_add_listeners(struct worker *w, const struct conf_addr_list *l,
-    enum listener_kind kind, char *err, size_t errlen)
+worker_add_listeners(struct worker *w, const struct gw_conf *c,
+    const struct conf_addr_list *l, enum listener_kind kind, char *err,
+    size_t errlen)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		struct listener *ls = &w->listeners[w->n_listeners];
-		int fd = listener_socket(&l->a[i], err, errlen);
+		int fd = listener_socket(&l->a[i], kind, c, err, errlen);
 
 		if (fd == -1)
 			return -1;
@@ -176,9 +188,11 @@ worker_init(struct worker *w, unsigned idx, const struct gw_conf *c,
 		snprintf(err, errlen, "cannot make an event loop");
 		return -1;
 	}
-	if (worker_add_listeners(w, &c->socks5_listen, LISTENER_SOCKS5, err,
-	    errlen) == -1 || worker_add_listeners(w, &c->tls_listen,
-	    LISTENER_SOCKS5_TLS, err, errlen) == -1)
+	if (worker_add_listeners(w, c, &c->socks5_listen, LISTENER_SOCKS5, err,
+	    errlen) == -1 || worker_add_listeners(w, c, &c->tls_listen,
+	    LISTENER_SOCKS5_TLS, err, errlen) == -1 ||
+	    worker_add_listeners(w, c, &c->convert_listen, LISTENER_CONVERT,
+	    err, errlen) == -1)
 		goto err_fini;
 	ev_timer_init(&w->accept_backoff, backoff_cb, ACCEPT_BACKOFF, 0.);
 	ev_async_init(&w->wake, wake_cb);

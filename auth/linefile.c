@@ -1,0 +1,305 @@
+#include "auth/linefile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define LF_NAME_MAX 255
+
+/* Write a message into err (which may be NULL). Keeps errno. */
+__attribute__((format(printf, 3, 4))) static void
+lf_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	int saved = errno;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	errno = saved;
+}
+
+/* Is c a blank as the file formats see it? */
+static bool
+lf_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Free a buffer that may have held secrets. */
+static void
+lf_wipe_free(char *buf, size_t len)
+{
+	if (buf != NULL)
+		explicit_bzero(buf, len);
+	free(buf);
+}
+
+/* Write all of buf to fd. */
+static int
+lf_write_all(int fd, const char *buf, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = write(fd, buf, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Read the whole of fd into a malloc'd buffer the caller wipes and frees;
+ * *lenp gets the length, *capp the allocated size.
+ */
+static char *
+lf_slurp(int fd, size_t *lenp, size_t *capp)
+{
+	char *buf = NULL, *nb;
+	size_t len = 0, cap = 0, ncap;
+	ssize_t n;
+
+	for (;;) {
+		if (cap - len < 4096) {
+			ncap = cap ? cap * 2 : 8192;
+			/* Not realloc: the old block would be freed unwiped. */
+			if ((nb = malloc(ncap)) == NULL)
+				goto err_free;
+			if (len > 0)
+				memcpy(nb, buf, len);
+			lf_wipe_free(buf, cap);
+			buf = nb;
+			cap = ncap;
+		}
+		if ((n = read(fd, buf + len, cap - len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			goto err_free;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	*lenp = len;
+	*capp = cap;
+	return buf;
+err_free : {
+	int saved = errno;
+
+	lf_wipe_free(buf, cap);
+	errno = saved;
+	return NULL;
+}
+}
+
+/* Does the line s[0..len) (newline included, if any) define name? */
+static bool
+lf_line_is(const char *s, size_t len, const char *name, size_t nlen, char sep)
+{
+	while (len > 0 && lf_blank(*s)) {
+		s++;
+		len--;
+	}
+	if (len <= nlen || memcmp(s, name, nlen) != 0)
+		return false;
+	return s[nlen] == sep || (lf_blank(sep) && lf_blank(s[nlen]));
+}
+
+/*
+ * Write old (the current file, may be empty) to fd with name's line
+ * replaced by line, or line appended. A repeated entry for name is
+ * dropped, which also mends a file that had one.
+ */
+static int
+lf_write_new(int fd, const char *old, size_t oldlen, const char *name, char sep,
+    const char *line)
+{
+	size_t off = 0, nlen = strlen(name), len;
+	const char *eol;
+	bool done = false;
+
+	while (off < oldlen) {
+		eol = memchr(old + off, '\n', oldlen - off);
+		len = eol != NULL ? (size_t)(eol - (old + off)) + 1
+				  : oldlen - off;
+		if (lf_line_is(old + off, len, name, nlen, sep)) {
+			if (!done && lf_write_all(fd, line, strlen(line)) == -1)
+				return -1;
+			done = true;
+		} else {
+			if (lf_write_all(fd, old + off, len) == -1)
+				return -1;
+			if (eol == NULL && lf_write_all(fd, "\n", 1) == -1)
+				return -1;
+		}
+		off += len;
+	}
+	if (!done && lf_write_all(fd, line, strlen(line)) == -1)
+		return -1;
+	return 0;
+}
+
+/* fsync the directory holding path so the rename is durable. */
+static void
+lf_sync_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[4096];
+	int fd;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else if ((size_t)(slash - path) < sizeof(dir))
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	else
+		return;
+	/* Best effort: the new file is already in place. */
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return;
+	(void)fsync(fd);
+	close(fd);
+}
+
+/* Can name be written as the first field of a line separated by sep? */
+static bool
+lf_name_ok(const char *name, char sep)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > LF_NAME_MAX || name[0] == '#')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c <= 0x20 || c == 0x7f || c == (unsigned char)sep)
+			return false;
+	}
+	return true;
+}
+
+int
+auth_linefile_set(const char *path, const char *name, char sep,
+    const char *value, char *err, size_t errlen)
+{
+	struct stat st;
+	char *real, *tmp = NULL, *old = NULL, *line = NULL;
+	const char *target;
+	size_t oldlen = 0, oldcap = 0, linelen = 0, tmplen;
+	bool have_old = false;
+	int fd, rc = -1;
+
+	if (!lf_name_ok(name, sep)) {
+		lf_err(err, errlen,
+		    "bad name (1-%d bytes, no '%c', blanks, control "
+		    "characters or leading '#')",
+		    LF_NAME_MAX, sep);
+		errno = EINVAL;
+		return -1;
+	}
+	if (strpbrk(value, "\r\n") != NULL) {
+		lf_err(
+		    err, errlen, "\"%s\": value contains a line break", name);
+		errno = EINVAL;
+		return -1;
+	}
+	linelen = strlen(name) + 1 + strlen(value) + 2;
+	if ((line = malloc(linelen)) == NULL) {
+		lf_err(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	snprintf(line, linelen, "%s%c%s\n", name, sep, value);
+
+	/* Replace the file a symlink points at, not the link. */
+	if ((real = realpath(path, NULL)) == NULL && errno != ENOENT) {
+		lf_err(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	target = real != NULL ? real : path;
+
+	if ((fd = open(target, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno != ENOENT) {
+			lf_err(err, errlen, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+	} else {
+		have_old = fstat(fd, &st) != -1 &&
+		    (old = lf_slurp(fd, &oldlen, &oldcap)) != NULL;
+		close(fd);
+		if (!have_old) {
+			lf_err(err, errlen, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+	}
+
+	tmplen = strlen(target) + sizeof(".tmpXXXXXX");
+	if ((tmp = malloc(tmplen)) == NULL) {
+		lf_err(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	snprintf(tmp, tmplen, "%s.tmpXXXXXX", target);
+	/* mkostemp creates the file 0600, so it is never readable by others. */
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
+		lf_err(err, errlen, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (have_old) {
+		if (fchmod(fd, st.st_mode & 07777) == -1 ||
+		    (fchown(fd, st.st_uid, st.st_gid) == -1 &&
+			errno != EPERM)) {
+			lf_err(err, errlen, "%s: %s", tmp, strerror(errno));
+			goto err_unlink;
+		}
+	}
+	if (lf_write_new(fd, old, oldlen, name, sep, line) == -1 ||
+	    fsync(fd) == -1) {
+		lf_err(err, errlen, "%s: %s", tmp, strerror(errno));
+		goto err_unlink;
+	}
+	if (close(fd) == -1) {
+		fd = -1;
+		lf_err(err, errlen, "%s: %s", tmp, strerror(errno));
+		goto err_unlink;
+	}
+	fd = -1;
+	if (rename(tmp, target) == -1) {
+		lf_err(err, errlen, "%s: %s", path, strerror(errno));
+		goto err_unlink;
+	}
+	lf_sync_dir(target);
+	rc = 0;
+	goto out;
+err_unlink : {
+	int saved = errno;
+
+	if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	errno = saved;
+}
+out : {
+	int saved = errno;
+
+	free(tmp);
+	lf_wipe_free(old, oldcap);
+	lf_wipe_free(line, linelen);
+	free(real);
+	errno = saved;
+}
+	return rc;
+}

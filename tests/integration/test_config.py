@@ -1,0 +1,221 @@
+"""The command line and the config contract (DESIGN.md section 6): `mpgw -t`
+on good and bad files (errors name file:line), --help, unknown options, a
+bad config refusing to start, and SIGHUP reload."""
+
+import copy
+import os
+import re
+import signal
+import socket
+import textwrap
+
+import pytest
+
+import gwutil
+import socksraw as sr
+from gwutil import MPGW_BIN, ROOT, SLOW, run
+from servers import echo_answer
+
+T = 30 * SLOW   # hang protection only
+
+
+@pytest.fixture
+def mpgw():
+    if not os.access(MPGW_BIN, os.X_OK):
+        pytest.fail("%s is not built (run `make`)" % MPGW_BIN)
+    return MPGW_BIN
+
+
+def _check(mpgw, path):
+    return run([mpgw, "-t", "-c", str(path)], timeout=T)
+
+
+def _text(r):
+    return (r.stdout + r.stderr).decode(errors="replace")
+
+
+def test_example_config_is_valid(mpgw):
+    path = os.path.join(ROOT, "conf", "mpgw.ini")
+    assert os.path.exists(path), "conf/mpgw.ini (the example config) is missing"
+    r = _check(mpgw, path)
+    assert r.returncode == 0, _text(r)
+
+
+def test_design_sample_is_valid(mpgw, tmp_path):
+    # The contract keys exactly as DESIGN.md section 6 writes them, inline
+    # comments and empty values included.
+    p = tmp_path / "design.ini"
+    p.write_text(textwrap.dedent("""\
+        [gateway]
+        workers = auto                 ; or a number
+        log_level = info               ; error, warn, info, debug
+        access_log = stderr            ; stderr, off, or a file path
+
+        [socks5]
+        listen = 127.0.0.1:1080
+        methods = none                 ; preference order: none, userpass, tls, tls-userpass, tls-login
+        handshake_timeout = 10
+        idle_timeout = 300
+
+        [tls]
+        listen =                       ; SOCKS5-over-TLS listeners
+        cert =
+        key =
+        client_ca =                    ; when set, client certificates are verified
+        require_client_cert = no
+
+        [auth]
+        users =                        ; file of "name:crypt-hash" lines
+        allow_cleartext_password = no  ; RFC 1929 outside TLS from non-loopback clients
+
+        [convert]
+        listen =                       ; e.g. 0.0.0.0:5124
+        require_auth = yes
+        keys =                         ; file of "name base64-key" lines
+        cookie =
+        max_skew = 30
+
+        [upstream]
+        mptcp = on                     ; on, off
+        connect_timeout = 10
+        """))
+    r = _check(mpgw, p)
+    assert r.returncode == 0, _text(r)
+
+
+def test_valid_values(mpgw, tmp_path, users_file):
+    p = tmp_path / "ok.ini"
+    p.write_text(textwrap.dedent("""\
+        [gateway]
+        workers = 3
+        log_level = debug
+        access_log = off
+        [socks5]
+        listen = 127.0.0.1:1080, [::1]:1080
+        methods = userpass,none
+        handshake_timeout = 5s
+        idle_timeout = 2m
+        [auth]
+        users = %s
+        [upstream]
+        mptcp = off
+        connect_timeout = 1h
+        relay = splice
+        """ % users_file))
+    r = _check(mpgw, p)
+    assert r.returncode == 0, _text(r)
+
+
+HEAD = ["; mpgw -t test", "[gateway]", "workers = 2", "log_level = info", ""]
+
+BAD = [
+    ("socks5", "bogus_key = 1", "unknown key"),
+    ("gateway", "wrokers = 2", "misspelt key"),
+    ("socks5", "listen = 127.0.0.1:70000", "port out of range"),
+    ("socks5", "listen = 127.0.0.1:http", "port not a number"),
+    ("socks5", "listen = 127.0.0.1", "no port"),
+    ("socks5", "listen = 127.0.0.1:1080,nonsense", "bad second address"),
+    ("socks5", "handshake_timeout = 10x", "bad duration suffix"),
+    ("socks5", "idle_timeout = -5", "negative duration"),
+    ("upstream", "connect_timeout = soon", "duration not a number"),
+    ("gateway", "workers = many", "bad workers"),
+    ("gateway", "log_level = loud", "bad log level"),
+    ("socks5", "methods = none,carrier-pigeon", "unknown method"),
+    ("upstream", "mptcp = maybe", "bad on/off"),
+    ("upstream", "relay = sendfile", "bad relay"),
+]
+
+
+@pytest.mark.parametrize("section,line,why", BAD, ids=[b[2] for b in BAD])
+def test_bad_value_names_file_and_line(mpgw, tmp_path, section, line, why):
+    lines = HEAD + ["[%s]" % section, line, ""]
+    if section == "gateway":
+        lines = ["; mpgw -t test", "[gateway]", line, ""]
+    lineno = lines.index(line) + 1
+    p = tmp_path / "bad.ini"
+    p.write_text("\n".join(lines))
+    r = _check(mpgw, p)
+    assert r.returncode == 1, "%s: exit %d\n%s" % (why, r.returncode, _text(r))
+    err = r.stderr.decode(errors="replace")
+    assert re.search(r"%s:%d:" % (re.escape(p.name), lineno), err), \
+        "%s: expected '%s:%d:' in stderr, got %r" % (why, p, lineno, err)
+
+
+def test_unknown_section(mpgw, tmp_path):
+    p = tmp_path / "bad.ini"
+    p.write_text("[gateway]\nworkers = 1\n[nosuchsection]\nkey = 1\n")
+    r = _check(mpgw, p)
+    assert r.returncode == 1, _text(r)
+    # inih reports at the key; accept the section header line too.
+    assert re.search(r"bad\.ini:[34]:", r.stderr.decode(errors="replace")), \
+        r.stderr
+
+
+def test_missing_file(mpgw, tmp_path):
+    p = tmp_path / "does-not-exist.ini"
+    r = _check(mpgw, p)
+    assert r.returncode == 1, _text(r)
+    assert "does-not-exist.ini" in r.stderr.decode(errors="replace")
+
+
+def test_help(mpgw):
+    r = run([mpgw, "--help"], timeout=T)
+    assert r.returncode == 0, _text(r)
+    out = _text(r)
+    assert re.search(r"(?<![\w-])-c\b", out) and re.search(r"(?<![\w-])-t\b", out), out
+
+
+@pytest.mark.parametrize("argv", [["--no-such-option"], ["-Z"], ["-c"]],
+                         ids=["long", "short", "missing-argument"])
+def test_bad_command_line(mpgw, argv):
+    r = run([mpgw] + argv, timeout=T)
+    assert r.returncode != 0, _text(r)
+
+
+def test_bad_config_refuses_to_start(mpgw, tmp_path):
+    port = gwutil.free_port()
+    p = tmp_path / "bad.ini"
+    p.write_text("[socks5]\nlisten = 127.0.0.1:%d\nhandshake_timeout = x\n" % port)
+    r = run([mpgw, "-c", str(p)], timeout=T)
+    assert r.returncode != 0, _text(r)
+    assert "bad.ini:3:" in r.stderr.decode(errors="replace"), r.stderr
+    assert not gwutil.accepts("127.0.0.1", port)
+
+
+# --- SIGHUP ----------------------------------------------------------------------
+
+def _offered_none_gets(port):
+    """The method byte a none-only greeting gets from the gateway now."""
+    with sr.open_conn(port) as s:
+        s.sendall(sr.greeting([sr.M_NONE]))
+        return sr.read_method(s)
+
+
+def test_sighup_reloads_and_ignores_a_bad_config(gateway, users_file, echo):
+    gw = gateway()
+    # A session that starts under the old config must survive the reloads.
+    live, _ = sr.connect_via(gw.port, "127.0.0.1", echo.port)
+    with live:
+        live.sendall(b"before ")
+
+        # 1. An invalid file: the gateway must keep running the old config.
+        with open(gw.conf_path, "a") as f:
+            f.write("\n[socks5]\nbogus = 1\n")
+        gw.proc.send_signal(signal.SIGHUP)
+
+        # 2. A valid file that now requires a password.
+        conf = copy.deepcopy(gw.config)
+        conf["socks5"]["methods"] = "userpass"
+        conf.setdefault("auth", {})["users"] = users_file
+        gwutil.write_ini(gw.conf_path, conf)
+        gw.proc.send_signal(signal.SIGHUP)
+
+        # Poll new connections until the new policy shows (bounded).
+        gwutil.wait_until(lambda: _offered_none_gets(gw.port) == sr.M_UNACCEPTABLE,
+                          10 * SLOW, "the reloaded config (methods=userpass)",
+                          proc=gw.proc)
+        assert gw.alive()
+
+        live.sendall(b"after")
+        live.shutdown(socket.SHUT_WR)
+        assert sr.recv_until_eof(live) == echo_answer(b"before after")
