@@ -107,6 +107,7 @@ unit: all $(UNIT_BIN)
 
 test: deps-test
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@sh tests/certs.sh $(BUILD)/certs
 	@MPGW_BUILD=$(BUILD) /usr/bin/python3 tests/run.py $(BUILD)
 
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -115,6 +116,7 @@ asan: deps-test
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" \
 		LDFLAGS="-fsanitize=address,undefined" all \
 		$(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
+	@sh tests/certs.sh build-asan/certs
 	@MPGW_BUILD=build-asan MPGW_ASAN=1 \
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

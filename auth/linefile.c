@@ -72,6 +72,7 @@ lf_slurp(int fd, size_t *lenp, size_t *capp)
 	char *buf = NULL, *nb;
 	size_t len = 0, cap = 0, ncap;
 	ssize_t n;
+	int saved;
 
 	for (;;) {
 		if (cap - len < 4096) {
@@ -97,13 +98,11 @@ lf_slurp(int fd, size_t *lenp, size_t *capp)
 	*lenp = len;
 	*capp = cap;
 	return buf;
-err_free : {
-	int saved = errno;
-
+err_free:
+	saved = errno;
 	lf_wipe_free(buf, cap);
 	errno = saved;
 	return NULL;
-}
 }
 
 /* Does the line s[0..len) (newline included, if any) define name? */
@@ -202,7 +201,7 @@ auth_linefile_set(const char *path, const char *name, char sep,
 	const char *target;
 	size_t oldlen = 0, oldcap = 0, linelen = 0, tmplen;
 	bool have_old = false;
-	int fd, rc = -1;
+	int fd, saved, rc = -1;
 
 	if (!lf_name_ok(name, sep)) {
 		lf_err(err, errlen,
@@ -284,22 +283,18 @@ auth_linefile_set(const char *path, const char *name, char sep,
 	lf_sync_dir(target);
 	rc = 0;
 	goto out;
-err_unlink : {
-	int saved = errno;
-
+err_unlink:
+	saved = errno;
 	if (fd != -1)
 		close(fd);
 	unlink(tmp);
 	errno = saved;
-}
-out : {
-	int saved = errno;
-
+out:
+	saved = errno;
 	free(tmp);
 	lf_wipe_free(old, oldcap);
 	lf_wipe_free(line, linelen);
 	free(real);
 	errno = saved;
-}
 	return rc;
 }

@@ -14,6 +14,7 @@
  */
 #include <elf.h>
 #include <errno.h>
+#include <getopt.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -42,9 +43,9 @@ usage(FILE *f)
 	    "Runs CMD with the mpgw client shim (libmpgw.so) preloaded, so its\n"
 	    "TCP connections go through the mpgw gateway.\n"
 	    "\n"
-	    "  -c FILE  shim configuration ([shim] section; default $MPGW_CONFIG)\n"
-	    "  -d       debug log of the shim on stderr (MPGW_DEBUG=1)\n"
-	    "  -h       this text\n"
+	    "  -c, --config FILE  shim configuration ([shim] section; default $MPGW_CONFIG)\n"
+	    "  -d, --debug        debug log of the shim on stderr (MPGW_DEBUG=1)\n"
+	    "  -h, --help         this text\n"
 	    "\n"
 	    "MPGW_GATEWAY, MPGW_MODE, MPGW_METHOD, MPGW_USER, MPGW_PASSWORD,\n"
 	    "MPGW_KEY, MPGW_CA, MPGW_REMOTE_DNS, MPGW_MPTCP override the file.\n"
@@ -275,9 +276,15 @@ main(int argc, char **argv)
 	char err[512], *preload;
 	const char *cfg = NULL, *old;
 	struct shim_conf c;
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 	int ch;
 
-	while ((ch = getopt(argc, argv, "+c:dh")) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:dh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			cfg = optarg;

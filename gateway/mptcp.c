@@ -147,7 +147,8 @@ nl_send(int fd, uint16_t type, uint16_t flags, uint8_t cmd,
 	req.gh.version = 1;
 	if (attrlen > sizeof(req.attrs))
 		return -1;
-	memcpy(req.attrs, attr, attrlen);
+	if (attrlen > 0)
+		memcpy(req.attrs, attr, attrlen);
 	return send(fd, &req, req.nh.nlmsg_len, 0) == -1 ? -1 : 0;
 }
 
