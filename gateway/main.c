@@ -287,7 +287,11 @@ run(bool debug)
 		if (worker_init(&workers[i], i, &snap->conf, err,
 		    sizeof(err)) == -1)
 			fatalx("%s", err);
-	if (pool_start(n_workers < 2 ? 2 : n_workers) == -1)
+	/*
+	 * Blocking work: a slow resolver can hold a thread for seconds, so
+	 * keep enough that password checks are not stuck behind it.
+	 */
+	if (pool_start(n_workers < 2 ? 4 : 2 * n_workers) == -1)
 		fatal("thread pool");
 
 	/* Signals go to the main thread only; workers inherit the mask. */

@@ -180,6 +180,10 @@ relay_dir_update(struct relay_dir *d)
 	}
 	ev_io_stop(loop, &d->rd);
 	if (!d->shut) {
+		if (!d->r->eof_seen && d->r->first_eof != NULL) {
+			d->r->eof_seen = true;
+			d->r->first_eof(d->r);
+		}
 		d->shut = true;
 		/* The peer may be gone already; the other direction says so. */
 		if (d->tout != NULL)

@@ -44,6 +44,13 @@ struct relay {
 	ev_tstamp last_active;
 	/* Both directions finished (err 0) or one failed (errno value). */
 	void (*done)(struct relay *r, int err);
+	/*
+	 * Optional: called once, when the first direction reaches EOF and
+	 * before its half-close is passed on (the connection's last moment
+	 * with every path still up).
+	 */
+	void (*first_eof)(struct relay *r);
+	bool eof_seen;
 };
 
 /*

@@ -114,6 +114,7 @@ struct session {
 	struct pool_job *job;		/* outstanding, owned by the pool */
 	struct dial *dial;
 	struct relay relay;
+	struct mptcp_stat mst;		/* upstream MPTCP state at the first EOF */
 	uint8_t method;
 	uint8_t rep;
 	const char *result;
@@ -1029,6 +1030,18 @@ relay_done(struct relay *r, int err)
 	sess_close(s);
 }
 
+/*
+ * Extra subflows may be gone by the time the session closes: note the
+ * MPTCP state while the connection is still whole.
+ */
+static void
+relay_first_eof(struct relay *r)
+{
+	struct session *s = container_of(r, struct session, relay);
+
+	mptcp_stat(s->ufd, &s->mst);
+}
+
 static void
 sess_start_relay(struct session *s)
 {
@@ -1040,6 +1053,7 @@ sess_start_relay(struct session *s)
 		sess_timer_set(s, c->idle_timeout);
 	else
 		ev_timer_stop(s->w->loop, &s->timer);
+	s->relay.first_eof = relay_first_eof;
 	if (relay_start(&s->relay, s->w, s->cfd, s->ufd, s->tls,
 	    strcmp(c->relay, "splice") == 0, s->in, s->in_len,
 	    relay_done) == -1) {
@@ -1329,6 +1343,9 @@ sess_close(struct session *s)
 	}
 	if (s->ufd != -1)
 		mptcp_stat(s->ufd, &st);
+	if (s->mst.subflows > st.subflows)
+		st.subflows = s->mst.subflows;
+	st.mptcp = st.mptcp || s->mst.mptcp;
 	memset(&e, 0, sizeof(e));
 	e.id = s->id;
 	e.client = s->client;
