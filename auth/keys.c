@@ -1,7 +1,6 @@
 #include "auth/keys.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,62 +12,19 @@
 
 #include "auth/linefile.h"
 
-#define KEYS_LINE_MAX 4096
-#define KEYS_NAME_MAX 255
 /* Characters of base64 that carry a 32-byte key, padding included. */
 #define KEYS_B64_LEN (AUTH_KEY_B64_SIZE - 1)
 
 struct keys_ent {
-	char *name;
-	unsigned line;
+	struct auth_named id; /* first, for auth_named_sort */
 	uint8_t key[AUTH_KEY_LEN];
 };
 
 struct auth_keys {
 	atomic_uint refs;
 	struct keys_ent *ents; /* sorted by name */
-	size_t n;
+	size_t n, cap;
 };
-
-/* Write a message into err (which may be NULL). Keeps errno. */
-__attribute__((format(printf, 3, 4))) static void
-keys_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	int saved = errno;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	errno = saved;
-}
-
-/* Is c a blank (field separator) in the keys file? */
-static bool
-keys_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-/*
- * Is s[0..len) a valid user name: 1..255 bytes, no blank or control
- * character, and not starting with '#' (that line would be a comment)?
- */
-static bool
-keys_name_ok(const char *s, size_t len)
-{
-	if (len == 0 || len > KEYS_NAME_MAX || s[0] == '#')
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c <= 0x20 || c == 0x7f)
-			return false;
-	}
-	return true;
-}
 
 /* Value of a standard base64 digit, or -1. */
 static int
@@ -139,7 +95,7 @@ static void
 keys_free(struct auth_keys *k)
 {
 	for (size_t i = 0; i < k->n; i++)
-		free(k->ents[i].name);
+		free(k->ents[i].id.name);
 	if (k->ents != NULL)
 		explicit_bzero(k->ents, k->n * sizeof(k->ents[0]));
 	free(k->ents);
@@ -148,13 +104,13 @@ keys_free(struct auth_keys *k)
 
 /* Append an entry; name[0..nlen) is copied. */
 static int
-keys_add(struct auth_keys *k, size_t *cap, const char *name, size_t nlen,
+keys_add(struct auth_keys *k, const char *name, size_t nlen,
     const uint8_t key[AUTH_KEY_LEN], unsigned line)
 {
 	struct keys_ent *e;
 
-	if (k->n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 16;
+	if (k->n == k->cap) {
+		size_t ncap = k->cap ? k->cap * 2 : 16;
 
 		/* Not realloc: the old block holds keys and must be wiped. */
 		if ((e = calloc(ncap, sizeof(*e))) == NULL)
@@ -165,185 +121,70 @@ keys_add(struct auth_keys *k, size_t *cap, const char *name, size_t nlen,
 		}
 		free(k->ents);
 		k->ents = e;
-		*cap = ncap;
+		k->cap = ncap;
 	}
 	e = &k->ents[k->n];
-	if ((e->name = strndup(name, nlen)) == NULL)
+	if ((e->id.name = strndup(name, nlen)) == NULL)
 		return -1;
 	memcpy(e->key, key, AUTH_KEY_LEN);
-	e->line = line;
+	e->id.line = line;
 	k->n++;
 	return 0;
 }
 
 /*
- * Parse one line s (NUL-terminated, right-trimmed, not blank or a comment)
- * into k. Messages never quote the key field.
+ * Parse one line (NUL-terminated, right-trimmed, not blank or a comment)
+ * into the struct auth_keys at arg. Messages never quote the key field.
  */
 static int
-keys_parse_line(struct auth_keys *k, size_t *cap, const char *s,
-    const char *path, unsigned lineno, char *err, size_t errlen)
+keys_parse_line(void *arg, char *line, const char *path, unsigned lineno,
+    char *err, size_t errlen)
 {
+	struct auth_keys *k = arg;
 	uint8_t key[AUTH_KEY_LEN];
-	const char *name, *b64;
+	const char *name, *b64, *rest;
 	size_t nlen, blen;
 	ssize_t declen;
 	int rc;
 
-	while (keys_blank(*s))
-		s++;
-	name = s;
-	while (*s != '\0' && !keys_blank(*s))
-		s++;
-	nlen = (size_t)(s - name);
-	while (keys_blank(*s))
-		s++;
-	b64 = s;
-	while (*s != '\0' && !keys_blank(*s))
-		s++;
-	blen = (size_t)(s - b64);
-	while (keys_blank(*s))
-		s++;
-	if (blen == 0 || *s != '\0') {
-		keys_err(err, errlen, "%s:%u: expected \"name base64key\"",
+	name = line + strspn(line, " \t");
+	nlen = strcspn(name, " \t");
+	b64 = name + nlen + strspn(name + nlen, " \t");
+	blen = strcspn(b64, " \t");
+	rest = b64 + blen + strspn(b64 + blen, " \t");
+	if (blen == 0 || *rest != '\0') {
+		auth_errf(err, errlen, "%s:%u: expected \"name base64key\"",
 		    path, lineno);
 		goto err_einval;
 	}
-	if (!keys_name_ok(name, nlen)) {
-		keys_err(err, errlen,
+	if (!auth_linefile_name_ok(name, nlen, ' ')) {
+		auth_errf(err, errlen,
 		    "%s:%u: bad user name (1-%d bytes, no blanks, control "
 		    "characters or leading '#')",
-		    path, lineno, KEYS_NAME_MAX);
+		    path, lineno, AUTH_LINEFILE_NAME_MAX);
 		goto err_einval;
 	}
 	declen = keys_b64_decode(b64, blen, key, sizeof(key));
 	if (declen == -1) {
-		keys_err(err, errlen,
+		auth_errf(err, errlen,
 		    "%s:%u: user \"%.*s\": key is not valid base64", path,
 		    lineno, (int)nlen, name);
 		goto err_einval;
 	}
 	if (declen != AUTH_KEY_LEN) {
-		keys_err(err, errlen,
+		auth_errf(err, errlen,
 		    "%s:%u: user \"%.*s\": key is %zd bytes, expected %d", path,
 		    lineno, (int)nlen, name, declen, AUTH_KEY_LEN);
 		goto err_einval;
 	}
-	rc = keys_add(k, cap, name, nlen, key, lineno);
+	rc = keys_add(k, name, nlen, key, lineno);
 	explicit_bzero(key, sizeof(key));
 	if (rc == -1)
-		keys_err(err, errlen, "%s: %s", path, strerror(errno));
+		auth_errf(err, errlen, "%s: %s", path, strerror(errno));
 	return rc;
 err_einval:
 	errno = EINVAL;
 	return -1;
-}
-
-/* Parse the file at path into k->ents, in file order. */
-static int
-keys_read(struct auth_keys *k, const char *path, char *err, size_t errlen)
-{
-	char *line = NULL;
-	size_t linecap = 0, cap = 0, len;
-	unsigned lineno = 0;
-	ssize_t n;
-	FILE *f;
-	int rc = -1;
-
-	if ((f = fopen(path, "re")) == NULL) {
-		keys_err(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	while ((n = getline(&line, &linecap, f)) != -1) {
-		lineno++;
-		if (n > KEYS_LINE_MAX) {
-			keys_err(
-			    err, errlen, "%s:%u: line too long", path, lineno);
-			goto err_einval;
-		}
-		if (memchr(line, '\0', (size_t)n) != NULL) {
-			keys_err(err, errlen, "%s:%u: NUL byte", path, lineno);
-			goto err_einval;
-		}
-		len = (size_t)n;
-		while (len > 0 &&
-		    (keys_blank(line[len - 1]) || line[len - 1] == '\r' ||
-			line[len - 1] == '\n'))
-			len--;
-		line[len] = '\0';
-		n = (ssize_t)strspn(line, " \t");
-		if (line[n] == '\0' || line[n] == '#')
-			continue;
-		if (keys_parse_line(k, &cap, line, path, lineno, err, errlen) ==
-		    -1)
-			goto out;
-	}
-	if (ferror(f)) {
-		keys_err(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	rc = 0;
-	goto out;
-err_einval:
-	errno = EINVAL;
-out:
-	if (line != NULL)
-		explicit_bzero(line, linecap);
-	free(line);
-	fclose(f);
-	return rc;
-}
-
-/* qsort order for entries: by name, then by line. */
-static int
-keys_ent_cmp(const void *a, const void *b)
-{
-	const struct keys_ent *ea = a, *eb = b;
-	int r = strcmp(ea->name, eb->name);
-
-	if (r != 0)
-		return r;
-	return ea->line < eb->line ? -1 : ea->line > eb->line;
-}
-
-/* bsearch comparison of a name with an entry. */
-static int
-keys_find_cmp(const void *key, const void *elem)
-{
-	const struct keys_ent *e = elem;
-
-	return strcmp(key, e->name);
-}
-
-/* Sort entries by name and refuse a name that appears twice. */
-static int
-keys_sort(struct auth_keys *k, const char *path, char *err, size_t errlen)
-{
-	const struct keys_ent *dup = NULL, *first = NULL;
-	size_t run = 0;
-
-	if (k->n == 0)
-		return 0;
-	qsort(k->ents, k->n, sizeof(k->ents[0]), keys_ent_cmp);
-	for (size_t i = 1; i < k->n; i++) {
-		if (strcmp(k->ents[i].name, k->ents[run].name) != 0) {
-			run = i;
-			continue;
-		}
-		/* Report the earliest line that repeats a name. */
-		if (dup == NULL || k->ents[i].line < dup->line) {
-			dup = &k->ents[i];
-			first = &k->ents[run];
-		}
-	}
-	if (dup != NULL) {
-		keys_err(err, errlen,
-		    "%s:%u: user \"%s\": duplicate (first on line %u)", path,
-		    dup->line, dup->name, first->line);
-		errno = EINVAL;
-		return -1;
-	}
-	return 0;
 }
 
 struct auth_keys *
@@ -352,12 +193,13 @@ auth_keys_load(const char *path, char *err, size_t errlen)
 	struct auth_keys *k;
 
 	if ((k = calloc(1, sizeof(*k))) == NULL) {
-		keys_err(err, errlen, "%s: %s", path, strerror(errno));
+		auth_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	atomic_init(&k->refs, 1);
-	if (keys_read(k, path, err, errlen) == -1 ||
-	    keys_sort(k, path, err, errlen) == -1) {
+	if (auth_linefile_read(path, keys_parse_line, k, err, errlen) == -1 ||
+	    auth_named_sort(
+		k->ents, k->n, sizeof(k->ents[0]), path, err, errlen) == -1) {
 		int saved = errno;
 
 		keys_free(k);
@@ -389,9 +231,9 @@ auth_keys_get(
 {
 	const struct keys_ent *e;
 
-	if (k == NULL || user == NULL || k->n == 0)
+	if (k == NULL || user == NULL)
 		return false;
-	e = bsearch(user, k->ents, k->n, sizeof(k->ents[0]), keys_find_cmp);
+	e = auth_named_find(k->ents, k->n, sizeof(k->ents[0]), user);
 	if (e == NULL)
 		return false;
 	memcpy(key, e->key, AUTH_KEY_LEN);
@@ -413,27 +255,27 @@ auth_keys_new(const char *path, const char *user, char *b64_out, size_t b64len,
 	int rc = -1;
 
 	if (b64len < AUTH_KEY_B64_SIZE) {
-		keys_err(err, errlen, "buffer too small for a key");
+		auth_errf(err, errlen, "buffer too small for a key");
 		errno = ERANGE;
 		return -1;
 	}
-	if (!keys_name_ok(user, strlen(user))) {
-		keys_err(err, errlen,
+	if (!auth_linefile_name_ok(user, strlen(user), ' ')) {
+		auth_errf(err, errlen,
 		    "bad user name (1-%d bytes, no blanks, control "
 		    "characters or leading '#')",
-		    KEYS_NAME_MAX);
+		    AUTH_LINEFILE_NAME_MAX);
 		errno = EINVAL;
 		return -1;
 	}
 	if (RAND_bytes(raw, sizeof(raw)) != 1) {
-		keys_err(err, errlen, "cannot get random bytes for a key");
+		auth_errf(err, errlen, "cannot get random bytes for a key");
 		errno = EIO;
 		return -1;
 	}
 	/* 32 bytes are 44 characters with one '=', then a NUL. */
 	if (EVP_EncodeBlock((unsigned char *)b64, raw, sizeof(raw)) !=
 	    KEYS_B64_LEN) {
-		keys_err(err, errlen, "cannot encode the key");
+		auth_errf(err, errlen, "cannot encode the key");
 		errno = EIO;
 		goto out;
 	}

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +10,10 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#define LF_NAME_MAX 255
+#define LF_LINE_MAX 4096
 
-/* Write a message into err (which may be NULL). Keeps errno. */
-__attribute__((format(printf, 3, 4))) static void
-lf_err(char *err, size_t errlen, const char *fmt, ...)
+void
+auth_errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 	int saved = errno;
@@ -33,6 +31,160 @@ static bool
 lf_blank(char c)
 {
 	return c == ' ' || c == '\t';
+}
+
+bool
+auth_linefile_name_ok(const char *s, size_t len, char sep)
+{
+	if (len == 0 || len > AUTH_LINEFILE_NAME_MAX || s[0] == '#')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= 0x20 || c == 0x7f || c == (unsigned char)sep)
+			return false;
+	}
+	return true;
+}
+
+/* Length of s[0..len) without trailing blanks, CR and newline. */
+static size_t
+lf_rtrim(const char *s, size_t len)
+{
+	while (len > 0 &&
+	    (lf_blank(s[len - 1]) || s[len - 1] == '\r' || s[len - 1] == '\n'))
+		len--;
+	return len;
+}
+
+/* Is s[0..len) (already right-trimmed) blank or a comment? */
+static bool
+lf_skip_line(const char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && lf_blank(s[i]))
+		i++;
+	return i == len || s[i] == '#';
+}
+
+int
+auth_linefile_read(const char *path,
+    int (*parse)(void *arg, char *line, const char *path, unsigned lineno,
+	char *err, size_t errlen),
+    void *arg, char *err, size_t errlen)
+{
+	char *line = NULL;
+	size_t linecap = 0, len;
+	unsigned lineno = 0;
+	ssize_t n;
+	FILE *f;
+	int rc = -1;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		auth_errf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((n = getline(&line, &linecap, f)) != -1) {
+		lineno++;
+		if (n > LF_LINE_MAX) {
+			auth_errf(
+			    err, errlen, "%s:%u: line too long", path, lineno);
+			goto err_einval;
+		}
+		if (memchr(line, '\0', (size_t)n) != NULL) {
+			auth_errf(err, errlen, "%s:%u: NUL byte", path, lineno);
+			goto err_einval;
+		}
+		len = lf_rtrim(line, (size_t)n);
+		if (lf_skip_line(line, len))
+			continue;
+		line[len] = '\0';
+		if (parse(arg, line, path, lineno, err, errlen) == -1)
+			goto out;
+	}
+	if (ferror(f)) {
+		auth_errf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+	goto out;
+err_einval:
+	errno = EINVAL;
+out:
+	if (line != NULL)
+		explicit_bzero(line, linecap);
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+/* The entry at index i of base, entries size bytes each. */
+static const struct auth_named *
+lf_named_at(const void *base, size_t size, size_t i)
+{
+	return (const struct auth_named *)((const char *)base + i * size);
+}
+
+/* qsort order for entries: by name, then by line. */
+static int
+lf_named_cmp(const void *a, const void *b)
+{
+	const struct auth_named *ea = a, *eb = b;
+	int r = strcmp(ea->name, eb->name);
+
+	if (r != 0)
+		return r;
+	return ea->line < eb->line ? -1 : ea->line > eb->line;
+}
+
+/* bsearch comparison of a name with an entry. */
+static int
+lf_find_cmp(const void *key, const void *elem)
+{
+	const struct auth_named *e = elem;
+
+	return strcmp(key, e->name);
+}
+
+int
+auth_named_sort(void *base, size_t n, size_t size, const char *path, char *err,
+    size_t errlen)
+{
+	const struct auth_named *e, *dup = NULL, *first = NULL;
+	size_t run = 0;
+
+	if (n == 0)
+		return 0;
+	qsort(base, n, size, lf_named_cmp);
+	for (size_t i = 1; i < n; i++) {
+		e = lf_named_at(base, size, i);
+		if (strcmp(e->name, lf_named_at(base, size, run)->name) != 0) {
+			run = i;
+			continue;
+		}
+		/* Report the earliest line that repeats a name. */
+		if (dup == NULL || e->line < dup->line) {
+			dup = e;
+			first = lf_named_at(base, size, run);
+		}
+	}
+	if (dup != NULL) {
+		auth_errf(err, errlen,
+		    "%s:%u: user \"%s\": duplicate (first on line %u)", path,
+		    dup->line, dup->name, first->line);
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+const void *
+auth_named_find(const void *base, size_t n, size_t size, const char *name)
+{
+	if (n == 0)
+		return NULL;
+	return bsearch(name, base, n, size, lf_find_cmp);
 }
 
 /* Free a buffer that may have held secrets. */
@@ -175,23 +327,6 @@ lf_sync_dir(const char *path)
 	close(fd);
 }
 
-/* Can name be written as the first field of a line separated by sep? */
-static bool
-lf_name_ok(const char *name, char sep)
-{
-	size_t len = strlen(name);
-
-	if (len == 0 || len > LF_NAME_MAX || name[0] == '#')
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (c <= 0x20 || c == 0x7f || c == (unsigned char)sep)
-			return false;
-	}
-	return true;
-}
-
 int
 auth_linefile_set(const char *path, const char *name, char sep,
     const char *value, char *err, size_t errlen)
@@ -203,37 +338,37 @@ auth_linefile_set(const char *path, const char *name, char sep,
 	bool have_old = false;
 	int fd, saved, rc = -1;
 
-	if (!lf_name_ok(name, sep)) {
-		lf_err(err, errlen,
+	if (!auth_linefile_name_ok(name, strlen(name), sep)) {
+		auth_errf(err, errlen,
 		    "bad name (1-%d bytes, no '%c', blanks, control "
 		    "characters or leading '#')",
-		    LF_NAME_MAX, sep);
+		    AUTH_LINEFILE_NAME_MAX, sep);
 		errno = EINVAL;
 		return -1;
 	}
 	if (strpbrk(value, "\r\n") != NULL) {
-		lf_err(
+		auth_errf(
 		    err, errlen, "\"%s\": value contains a line break", name);
 		errno = EINVAL;
 		return -1;
 	}
 	linelen = strlen(name) + 1 + strlen(value) + 2;
 	if ((line = malloc(linelen)) == NULL) {
-		lf_err(err, errlen, "%s: %s", path, strerror(errno));
+		auth_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	snprintf(line, linelen, "%s%c%s\n", name, sep, value);
 
 	/* Replace the file a symlink points at, not the link. */
 	if ((real = realpath(path, NULL)) == NULL && errno != ENOENT) {
-		lf_err(err, errlen, "%s: %s", path, strerror(errno));
+		auth_errf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	target = real != NULL ? real : path;
 
 	if ((fd = open(target, O_RDONLY | O_CLOEXEC)) == -1) {
 		if (errno != ENOENT) {
-			lf_err(err, errlen, "%s: %s", path, strerror(errno));
+			auth_errf(err, errlen, "%s: %s", path, strerror(errno));
 			goto out;
 		}
 	} else {
@@ -241,43 +376,43 @@ auth_linefile_set(const char *path, const char *name, char sep,
 		    (old = lf_slurp(fd, &oldlen, &oldcap)) != NULL;
 		close(fd);
 		if (!have_old) {
-			lf_err(err, errlen, "%s: %s", path, strerror(errno));
+			auth_errf(err, errlen, "%s: %s", path, strerror(errno));
 			goto out;
 		}
 	}
 
 	tmplen = strlen(target) + sizeof(".tmpXXXXXX");
 	if ((tmp = malloc(tmplen)) == NULL) {
-		lf_err(err, errlen, "%s: %s", path, strerror(errno));
+		auth_errf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	snprintf(tmp, tmplen, "%s.tmpXXXXXX", target);
 	/* mkostemp creates the file 0600, so it is never readable by others. */
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
-		lf_err(err, errlen, "%s: %s", tmp, strerror(errno));
+		auth_errf(err, errlen, "%s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	if (have_old) {
 		if (fchmod(fd, st.st_mode & 07777) == -1 ||
 		    (fchown(fd, st.st_uid, st.st_gid) == -1 &&
 			errno != EPERM)) {
-			lf_err(err, errlen, "%s: %s", tmp, strerror(errno));
+			auth_errf(err, errlen, "%s: %s", tmp, strerror(errno));
 			goto err_unlink;
 		}
 	}
 	if (lf_write_new(fd, old, oldlen, name, sep, line) == -1 ||
 	    fsync(fd) == -1) {
-		lf_err(err, errlen, "%s: %s", tmp, strerror(errno));
+		auth_errf(err, errlen, "%s: %s", tmp, strerror(errno));
 		goto err_unlink;
 	}
 	if (close(fd) == -1) {
 		fd = -1;
-		lf_err(err, errlen, "%s: %s", tmp, strerror(errno));
+		auth_errf(err, errlen, "%s: %s", tmp, strerror(errno));
 		goto err_unlink;
 	}
 	fd = -1;
 	if (rename(tmp, target) == -1) {
-		lf_err(err, errlen, "%s: %s", path, strerror(errno));
+		auth_errf(err, errlen, "%s: %s", path, strerror(errno));
 		goto err_unlink;
 	}
 	lf_sync_dir(target);

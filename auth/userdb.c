@@ -3,7 +3,6 @@
 #include <crypt.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,16 +20,19 @@
 
 #include "auth/linefile.h"
 
-#define UDB_LINE_MAX 4096
 #define UDB_CACHE_SLOTS 1024 /* a power of two */
 #define UDB_CACHE_PROBE 8
 #define UDB_SECRET_LEN 32
 #define UDB_KEY_LEN 32
 
+/* Names are checked by auth_linefile_name_ok, which has its own limit. */
+_Static_assert(
+    AUTH_USER_MAX == AUTH_LINEFILE_NAME_MAX, "user name limits differ");
+
 struct udb_user {
-	char *name; /* one allocation: "name\0hash\0" */
+	struct auth_named
+	    id; /* first; name is "name\0hash\0", one allocation */
 	char *hash;
-	unsigned line;
 	size_t kindlen; /* bytes of hash naming method and cost */
 };
 
@@ -42,7 +44,7 @@ struct udb_slot {
 struct auth_userdb {
 	atomic_uint refs;
 	struct udb_user *users; /* sorted by name */
-	size_t nusers;
+	size_t nusers, cap;
 	char *dummy; /* what unknown users are hashed against */
 	uint64_t ttl_ns;
 	EVP_MAC_CTX *mac;     /* keyed HMAC-SHA256; NULL when ttl is 0 */
@@ -81,21 +83,6 @@ enum udb_hash_res {
 	UDB_HASH_UNSUPPORTED, /* this libcrypt refuses the method */
 };
 
-/* Write a message into err (which may be NULL). Keeps errno. */
-__attribute__((format(printf, 3, 4))) static void
-udb_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	int saved = errno;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	errno = saved;
-}
-
 /* Is c in crypt's base64 alphabet [./0-9A-Za-z]? */
 static bool
 udb_b64(char c)
@@ -113,21 +100,6 @@ udb_b64_span(const char *s)
 	while (udb_b64(s[n]))
 		n++;
 	return n;
-}
-
-/* Is s[0..len) a valid user name: 1..255 bytes, no ':', blank or control? */
-static bool
-udb_name_ok(const char *s, size_t len)
-{
-	if (len == 0 || len > AUTH_USER_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c <= 0x20 || c == 0x7f || c == ':')
-			return false;
-	}
-	return true;
 }
 
 /*
@@ -273,44 +245,22 @@ udb_hash_err(char *err, size_t errlen, const char *path, unsigned line,
 	case UDB_HASH_OK:
 		break;
 	case UDB_HASH_FOREIGN:
-		udb_err(err, errlen,
+		auth_errf(err, errlen,
 		    "%suser \"%s\": not a crypt(3) hash "
 		    "(use mkpasswd -m yescrypt)",
 		    where, user);
 		break;
 	case UDB_HASH_MALFORMED:
-		udb_err(err, errlen, "%suser \"%s\": malformed %s hash", where,
-		    user, m->name);
+		auth_errf(err, errlen, "%suser \"%s\": malformed %s hash",
+		    where, user, m->name);
 		break;
 	case UDB_HASH_UNSUPPORTED:
-		udb_err(err, errlen,
+		auth_errf(err, errlen,
 		    "%suser \"%s\": %s hashes are not "
 		    "supported by this libcrypt",
 		    where, user, m->name);
 		break;
 	}
-}
-
-/* Length of s[0..len) without trailing blanks, CR and newline. */
-static size_t
-udb_rtrim(const char *s, size_t len)
-{
-	while (len > 0 &&
-	    (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' ||
-		s[len - 1] == '\n'))
-		len--;
-	return len;
-}
-
-/* Is s[0..len) (already right-trimmed) blank or a comment? */
-static bool
-udb_skip_line(const char *s, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len && (s[i] == ' ' || s[i] == '\t'))
-		i++;
-	return i == len || s[i] == '#';
 }
 
 /* CLOCK_MONOTONIC now, in nanoseconds. */
@@ -400,35 +350,12 @@ udb_cache_insert(
 	victim->expires = now + db->ttl_ns;
 }
 
-/* qsort order for users: by name, then by line. */
-static int
-udb_user_cmp(const void *a, const void *b)
-{
-	const struct udb_user *ua = a, *ub = b;
-	int r = strcmp(ua->name, ub->name);
-
-	if (r != 0)
-		return r;
-	return ua->line < ub->line ? -1 : ua->line > ub->line;
-}
-
-/* bsearch comparison of a name with a user. */
-static int
-udb_find_cmp(const void *key, const void *elem)
-{
-	const struct udb_user *u = elem;
-
-	return strcmp(key, u->name);
-}
-
 /* The user named user, or NULL. The result belongs to db. */
 static const struct udb_user *
 udb_find(const struct auth_userdb *db, const char *user)
 {
-	if (db->nusers == 0)
-		return NULL;
-	return bsearch(
-	    user, db->users, db->nusers, sizeof(db->users[0]), udb_find_cmp);
+	return auth_named_find(
+	    db->users, db->nusers, sizeof(db->users[0]), user);
 }
 
 /* Free db and whatever of it was built. */
@@ -436,7 +363,7 @@ static void
 udb_free(struct auth_userdb *db)
 {
 	for (size_t i = 0; i < db->nusers; i++)
-		free(db->users[i].name);
+		free(db->users[i].id.name);
 	free(db->users);
 	free(db->dummy);
 	EVP_MAC_CTX_free(db->mac);
@@ -472,20 +399,20 @@ udb_mac_init(struct auth_userdb *db)
 
 /* Append a user parsed from one line; name and hash are copied. */
 static int
-udb_add(struct auth_userdb *db, size_t *cap, const char *name, size_t nlen,
-    const char *hash, unsigned line, size_t kindlen)
+udb_add(struct auth_userdb *db, const char *name, size_t nlen, const char *hash,
+    unsigned line, size_t kindlen)
 {
 	struct udb_user *u;
 	size_t hlen = strlen(hash);
 	char *mem;
 
-	if (db->nusers == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 16;
+	if (db->nusers == db->cap) {
+		size_t ncap = db->cap ? db->cap * 2 : 16;
 
 		if ((u = reallocarray(db->users, ncap, sizeof(*u))) == NULL)
 			return -1;
 		db->users = u;
-		*cap = ncap;
+		db->cap = ncap;
 	}
 	if ((mem = malloc(nlen + 1 + hlen + 1)) == NULL)
 		return -1;
@@ -493,85 +420,55 @@ udb_add(struct auth_userdb *db, size_t *cap, const char *name, size_t nlen,
 	mem[nlen] = '\0';
 	memcpy(mem + nlen + 1, hash, hlen + 1);
 	u = &db->users[db->nusers++];
-	u->name = mem;
+	u->id.name = mem;
 	u->hash = mem + nlen + 1;
-	u->line = line;
+	u->id.line = line;
 	u->kindlen = kindlen;
 	return 0;
 }
 
-/* Parse the file at path into db->users, in file order. */
+/*
+ * Parse one line (NUL-terminated, right-trimmed, not blank or a comment)
+ * into the struct auth_userdb at arg.
+ */
 static int
-udb_read(struct auth_userdb *db, const char *path, char *err, size_t errlen)
+udb_parse_line(void *arg, char *line, const char *path, unsigned lineno,
+    char *err, size_t errlen)
 {
+	struct auth_userdb *db = arg;
 	const struct udb_method *m;
 	enum udb_hash_res res;
-	char *line = NULL, *colon;
-	size_t linecap = 0, cap = 0, len, nlen, kindlen = 0;
-	unsigned lineno = 0;
-	ssize_t n;
-	FILE *f;
-	int rc = -1;
+	size_t nlen, kindlen = 0;
+	char *colon;
 
-	if ((f = fopen(path, "re")) == NULL) {
-		udb_err(err, errlen, "%s: %s", path, strerror(errno));
+	/* Do not echo the line: it might be a pasted password. */
+	if ((colon = strchr(line, ':')) == NULL) {
+		auth_errf(
+		    err, errlen, "%s:%u: expected name:hash", path, lineno);
+		goto err_einval;
+	}
+	nlen = (size_t)(colon - line);
+	if (!auth_linefile_name_ok(line, nlen, ':')) {
+		auth_errf(err, errlen,
+		    "%s:%u: bad user name (1-%d bytes, "
+		    "no ':', blanks or control characters)",
+		    path, lineno, AUTH_USER_MAX);
+		goto err_einval;
+	}
+	*colon = '\0';
+	res = udb_hash_parse(colon + 1, &m, &kindlen);
+	if (res != UDB_HASH_OK) {
+		udb_hash_err(err, errlen, path, lineno, line, res, m);
+		goto err_einval;
+	}
+	if (udb_add(db, line, nlen, colon + 1, lineno, kindlen) == -1) {
+		auth_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	while ((n = getline(&line, &linecap, f)) != -1) {
-		lineno++;
-		if (n > UDB_LINE_MAX) {
-			udb_err(
-			    err, errlen, "%s:%u: line too long", path, lineno);
-			goto err_einval;
-		}
-		if (memchr(line, '\0', (size_t)n) != NULL) {
-			udb_err(err, errlen, "%s:%u: NUL byte", path, lineno);
-			goto err_einval;
-		}
-		len = udb_rtrim(line, (size_t)n);
-		if (udb_skip_line(line, len))
-			continue;
-		line[len] = '\0';
-		/* Do not echo the line: it might be a pasted password. */
-		if ((colon = memchr(line, ':', len)) == NULL) {
-			udb_err(err, errlen, "%s:%u: expected name:hash", path,
-			    lineno);
-			goto err_einval;
-		}
-		nlen = (size_t)(colon - line);
-		if (!udb_name_ok(line, nlen)) {
-			udb_err(err, errlen,
-			    "%s:%u: bad user name (1-%d bytes, "
-			    "no ':', blanks or control characters)",
-			    path, lineno, AUTH_USER_MAX);
-			goto err_einval;
-		}
-		*colon = '\0';
-		res = udb_hash_parse(colon + 1, &m, &kindlen);
-		if (res != UDB_HASH_OK) {
-			udb_hash_err(err, errlen, path, lineno, line, res, m);
-			goto err_einval;
-		}
-		if (udb_add(db, &cap, line, nlen, colon + 1, lineno, kindlen) ==
-		    -1) {
-			udb_err(err, errlen, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-	}
-	if (ferror(f)) {
-		udb_err(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	rc = 0;
-	goto out;
+	return 0;
 err_einval:
 	errno = EINVAL;
-out:
-	if (line != NULL)
-		explicit_bzero(line, linecap);
-	free(line);
-	fclose(f);
-	return rc;
+	return -1;
 }
 
 /*
@@ -610,11 +507,11 @@ udb_kinds(struct auth_userdb *db, const char *path, char *err, size_t errlen)
 		}
 		if (k == nkinds) {
 			if (!udb_hash_usable(u->hash, u->kindlen)) {
-				udb_err(err, errlen,
+				auth_errf(err, errlen,
 				    "%s:%u: user \"%s\": "
 				    "libcrypt cannot use this hash (%.*s)",
-				    path, u->line, u->name, (int)u->kindlen,
-				    u->hash);
+				    path, u->id.line, u->id.name,
+				    (int)u->kindlen, u->hash);
 				free(kinds);
 				errno = EINVAL;
 				return -1;
@@ -629,67 +526,37 @@ udb_kinds(struct auth_userdb *db, const char *path, char *err, size_t errlen)
 	return db->dummy == NULL ? -1 : 0;
 }
 
-/* Sort users by name and refuse a name that appears twice. */
-static int
-udb_sort(struct auth_userdb *db, const char *path, char *err, size_t errlen)
-{
-	const struct udb_user *dup = NULL, *first = NULL;
-	size_t run = 0;
-
-	if (db->nusers == 0)
-		return 0;
-	qsort(db->users, db->nusers, sizeof(db->users[0]), udb_user_cmp);
-	for (size_t i = 1; i < db->nusers; i++) {
-		if (strcmp(db->users[i].name, db->users[run].name) != 0) {
-			run = i;
-			continue;
-		}
-		/* Report the earliest line that repeats a name. */
-		if (dup == NULL || db->users[i].line < dup->line) {
-			dup = &db->users[i];
-			first = &db->users[run];
-		}
-	}
-	if (dup != NULL) {
-		udb_err(err, errlen,
-		    "%s:%u: user \"%s\": duplicate (first on "
-		    "line %u)",
-		    path, dup->line, dup->name, first->line);
-		errno = EINVAL;
-		return -1;
-	}
-	return 0;
-}
-
 struct auth_userdb *
 auth_userdb_load(const char *path, unsigned cache_ttl, char *err, size_t errlen)
 {
 	struct auth_userdb *db;
 
 	if ((db = calloc(1, sizeof(*db))) == NULL) {
-		udb_err(err, errlen, "%s: %s", path, strerror(errno));
+		auth_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	atomic_init(&db->refs, 1);
 	if ((errno = pthread_mutex_init(&db->lock, NULL)) != 0) {
-		udb_err(err, errlen, "%s: %s", path, strerror(errno));
+		auth_errf(err, errlen, "%s: %s", path, strerror(errno));
 		free(db);
 		return NULL;
 	}
 	db->ttl_ns = (uint64_t)cache_ttl * 1000000000u;
 	if (cache_ttl > 0 && udb_mac_init(db) == -1) {
-		udb_err(err, errlen, "%s: cannot set up the login cache", path);
+		auth_errf(
+		    err, errlen, "%s: cannot set up the login cache", path);
 		errno = EIO;
 		goto err_free;
 	}
-	if (udb_read(db, path, err, errlen) == -1)
+	if (auth_linefile_read(path, udb_parse_line, db, err, errlen) == -1)
 		goto err_free;
 	if (udb_kinds(db, path, err, errlen) == -1) {
 		if (errno != EINVAL)
-			udb_err(err, errlen, "%s: %s", path, strerror(errno));
+			auth_errf(err, errlen, "%s: %s", path, strerror(errno));
 		goto err_free;
 	}
-	if (udb_sort(db, path, err, errlen) == -1)
+	if (auth_named_sort(db->users, db->nusers, sizeof(db->users[0]), path,
+		err, errlen) == -1)
 		goto err_free;
 	return db;
 err_free:
@@ -804,8 +671,8 @@ auth_userdb_set(const char *path, const char *user, const char *hash, char *err,
 	enum udb_hash_res res;
 	size_t kindlen = 0;
 
-	if (!udb_name_ok(user, strlen(user)) || user[0] == '#') {
-		udb_err(err, errlen,
+	if (!auth_linefile_name_ok(user, strlen(user), ':')) {
+		auth_errf(err, errlen,
 		    "bad user name (1-%d bytes, no ':', blanks, "
 		    "control characters or leading '#')",
 		    AUTH_USER_MAX);
@@ -818,7 +685,7 @@ auth_userdb_set(const char *path, const char *user, const char *hash, char *err,
 		return -1;
 	}
 	if (strlen(hash) >= AUTH_HASH_MAX || !udb_hash_usable(hash, kindlen)) {
-		udb_err(err, errlen,
+		auth_errf(err, errlen,
 		    "user \"%s\": libcrypt cannot use this "
 		    "hash",
 		    user);
