@@ -1187,11 +1187,15 @@ cross_check(struct parse *p)
 	}
 	if (c->allow_open_proxy)
 		return;
-	/* TLS without a verified client certificate identifies nobody. */
-	tls_open = has_method(c, SOCKS5_METHOD_NONE) ||
-	    (has_method(c, SOCKS5_METHOD_TLS) && !c->tls_require_client_cert);
+	/*
+	 * TLS without a verified client certificate identifies nobody; a
+	 * required certificate makes the tls method, and anything inside the
+	 * TLS listener, a login.
+	 */
 	socks_open = has_method(c, SOCKS5_METHOD_NONE) ||
-	    has_method(c, SOCKS5_METHOD_TLS);
+	    (has_method(c, SOCKS5_METHOD_TLS) && !c->tls_require_client_cert);
+	tls_open = has_method(c, SOCKS5_METHOD_NONE) &&
+	    !c->tls_require_client_cert;
 	if ((a = open_addr(&c->socks5_listen, socks_open)) != NULL)
 		fail(p, key_line(p, SECT_SOCKS5, "listen"), "socks5.listen: "
 		    "%s is not loopback and socks5.methods lets clients in "

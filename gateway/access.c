@@ -1,4 +1,5 @@
 #include "gateway/access.h"
+#include "gateway/log.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -38,35 +39,6 @@ access_close(void)
 		close(old);
 }
 
-/*
- * Copy a peer-supplied field (user name, domain) into out with every byte
- * that could break the line format written as \xNN, so a client cannot
- * forge log lines or fields.
- */
-static const char *
-clean(const char *in, char *out, size_t cap)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-
-	if (in == NULL || in[0] == '\0')
-		return "-";
-	for (; *in != '\0' && cap - o > 4; in++) {
-		unsigned char c = (unsigned char)*in;
-
-		if (c > 0x20 && c < 0x7f && c != '\\' && c != '=') {
-			out[o++] = (char)c;
-			continue;
-		}
-		out[o++] = '\\';
-		out[o++] = 'x';
-		out[o++] = hex[c >> 4];
-		out[o++] = hex[c & 15];
-	}
-	out[o] = '\0';
-	return out;
-}
-
 void
 access_write(const struct access_entry *e)
 {
@@ -84,8 +56,8 @@ access_write(const struct access_entry *e)
 	    " client=%s user=%s method=%s target=%s result=%s mptcp=%s"
 	    " subflows=%u up=%" PRIu64 " down=%" PRIu64 " duration=%.3f\n",
 	    ts, now.tv_nsec / 1000000, e->id, e->client,
-	    clean(e->user, user, sizeof(user)), e->method,
-	    clean(e->target, target, sizeof(target)), e->result,
+	    log_escape(e->user, user, sizeof(user)), e->method,
+	    log_escape(e->target, target, sizeof(target)), e->result,
 	    e->mptcp ? "yes" : "no", e->subflows, e->up, e->down, e->duration);
 	if (n < 0)
 		return;

@@ -37,6 +37,30 @@ log_level_parse(const char *s)
 	return -1;
 }
 
+const char *
+log_escape(const char *in, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (in == NULL || in[0] == '\0' || cap < 5)
+		return "-";
+	for (; *in != '\0' && cap - o > 4; in++) {
+		unsigned char c = (unsigned char)*in;
+
+		if (c > 0x20 && c < 0x7f && c != '\\' && c != '=') {
+			out[o++] = (char)c;
+			continue;
+		}
+		out[o++] = '\\';
+		out[o++] = 'x';
+		out[o++] = hex[c >> 4];
+		out[o++] = hex[c & 15];
+	}
+	out[o] = '\0';
+	return out;
+}
+
 /*
  * Format the whole line first and emit it with one fputs so that lines from
  * different worker threads never interleave.

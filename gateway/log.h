@@ -7,6 +7,7 @@
 #define MPGW_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level {
 	LOG_LVL_ERROR = 0,
@@ -21,6 +22,14 @@ void log_set_level(enum log_level lvl);
 bool log_enabled(enum log_level lvl);
 /* Parse "error", "warn", "info" or "debug"; -1 if none of them. */
 int log_level_parse(const char *s);
+
+/*
+ * Copy a peer-supplied string (user name, domain) into out, every byte that
+ * could break a log line (control, blank, non-ASCII, '\\', '=') written as
+ * \\xNN, so a client cannot forge lines or fields. Returns out, or "-"
+ * for NULL or empty input.
+ */
+const char *log_escape(const char *in, char *out, size_t cap);
 
 void log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);

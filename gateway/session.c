@@ -42,6 +42,8 @@
 #define DIAL_STAGGER 0.25
 /* How long a failed session waits for the client to read its reply. */
 #define SESS_LINGER 2.0
+/* A peer-supplied name (255 bytes) escaped for a log line. */
+#define SESS_ESC_MAX (4 * 255 + 1)
 
 enum sess_state {
 	SESS_GREETING = 0,
@@ -382,8 +384,11 @@ sess_auth_result(struct session *s, bool ok)
 
 	sess_queue(s, msg, socks5_write_userpass_status(msg, ok ? 0x00 : 0x01));
 	if (!ok) {
+		char esc[SESS_ESC_MAX];
+
 		log_info("session %" PRIu64 ": %s: password check failed for "
-		    "user \"%s\"", s->id, s->client, s->user);
+		    "user %s", s->id, s->client,
+		    log_escape(s->user, esc, sizeof(esc)));
 		if (s->result == NULL)
 			s->result = "auth-failed";
 		sess_set_state(s, SESS_CLOSING);
@@ -498,6 +503,7 @@ sess_convert_auth(struct session *s, const struct conv_msg *m)
 {
 	const struct gw_conf *c = sess_conf(s);
 	uint8_t key[CONV_KEY_LEN];
+	char esc[SESS_ESC_MAX];
 	double now = (double)time(NULL), skew;
 	bool ok;
 
@@ -531,8 +537,9 @@ sess_convert_auth(struct session *s, const struct conv_msg *m)
 		return 0;
 	case AUTH_REPLAY_SEEN:
 		log_warnx("session %" PRIu64 ": %s: replayed Convert message "
-		    "for user \"%s\" refused (%" PRIu64 " so far)", s->id,
-		    s->client, m->user, atomic_fetch_add(&conv_replays, 1) + 1);
+		    "for user %s refused (%" PRIu64 " so far)", s->id,
+		    s->client, log_escape(m->user, esc, sizeof(esc)),
+		    atomic_fetch_add(&conv_replays, 1) + 1);
 		s->result = "convert-replay";
 		return CONV_ERR_NOT_AUTHORIZED;
 	case AUTH_REPLAY_FULL:
@@ -680,8 +687,10 @@ dns_job_done(struct pool_job *job)
 	}
 	s->job = NULL;
 	if (dj->gai_err != 0 || dj->n == 0) {
+		char esc[SESS_ESC_MAX];
+
 		log_info("session %" PRIu64 ": resolving %s: %s", s->id,
-		    dj->host, dj->gai_err == EAI_SYSTEM ?
+		    log_escape(dj->host, esc, sizeof(esc)), dj->gai_err == EAI_SYSTEM ?
 		    strerror(dj->sys_err) : dj->gai_err != 0 ?
 		    gai_strerror(dj->gai_err) : "no IPv4/IPv6 address");
 		free(dj);
