@@ -434,7 +434,7 @@ set_workers(const struct conf_cmd *cmd, void *base, const char *v,
 	return 0;
 }
 
-/* "buffer" or "splice". */
+/* "auto", "buffer" or "splice". */
 static int
 set_relay(const struct conf_cmd *cmd, void *base, const char *v, char *why,
     size_t whylen)
@@ -442,12 +442,13 @@ set_relay(const struct conf_cmd *cmd, void *base, const char *v, char *why,
 	char *dst = field(base, cmd->off);
 	char q[QUOTE_MAX];
 
-	if (strcmp(v, "buffer") != 0 && strcmp(v, "splice") != 0) {
-		snprintf(why, whylen, "%s is not a relay mode (buffer, splice)",
-		    quote(q, v));
+	if (strcmp(v, "auto") != 0 && strcmp(v, "buffer") != 0 &&
+	    strcmp(v, "splice") != 0) {
+		snprintf(why, whylen, "%s is not a relay mode (auto, buffer, "
+		    "splice)", quote(q, v));
 		return -1;
 	}
-	/* Both names fit struct gw_conf's relay[16]. */
+	/* Every name fits struct gw_conf's relay[16]. */
 	strcpy(dst, v);
 	return 0;
 }
@@ -1235,7 +1236,7 @@ conf_defaults(struct gw_conf *c)
 	c->convert_max_skew = 30;
 	c->upstream_mptcp = true;
 	c->connect_timeout = 10;
-	strcpy(c->relay, "buffer");
+	strcpy(c->relay, "auto");
 	c->buffer_size = 65536;
 }
 

@@ -110,7 +110,7 @@ struct gw_conf {
 	/* [upstream] */
 	bool upstream_mptcp;
 	unsigned connect_timeout;	/* seconds */
-	char relay[16];			/* "buffer" or "splice" */
+	char relay[16];			/* "auto", "buffer" or "splice" */
 	unsigned buffer_size;		/* bytes per direction */
 
 	/* [rule.NAME] sections, in file order */

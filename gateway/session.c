@@ -1051,6 +1051,26 @@ relay_first_eof(struct relay *r)
 	mptcp_stat(s->ufd, &s->mst);
 }
 
+/*
+ * relay = auto: splice() where it moves pages, i.e. when both sockets are
+ * plain TCP; an MPTCP socket's splice copies through recvmsg on current
+ * kernels, and measured slower than our buffers (README, Performance).
+ */
+static bool
+sess_use_splice(const struct session *s)
+{
+	const char *mode = sess_conf(s)->relay;
+	socklen_t len = sizeof(int);
+	int proto = 0;
+
+	if (strcmp(mode, "auto") != 0)
+		return strcmp(mode, "splice") == 0;
+	if (s->upstream_mptcp)
+		return false;
+	return getsockopt(s->cfd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
+	    proto == IPPROTO_TCP;
+}
+
 static void
 sess_start_relay(struct session *s)
 {
@@ -1064,7 +1084,7 @@ sess_start_relay(struct session *s)
 		ev_timer_stop(s->w->loop, &s->timer);
 	s->relay.first_eof = relay_first_eof;
 	if (relay_start(&s->relay, s->w, s->cfd, s->ufd, s->tls,
-	    strcmp(c->relay, "splice") == 0, s->in, s->in_len,
+	    sess_use_splice(s), s->in, s->in_len,
 	    relay_done) == -1) {
 		s->result = "relay-error";
 		sess_close(s);

@@ -16,7 +16,7 @@ import socksraw as sr
 from gwutil import SLOW, USERS, curl, sha256, sha256_file
 from servers import echo_answer, payload
 
-RELAYS = ["buffer", "splice"]
+RELAYS = ["auto", "buffer", "splice"]
 BIG = 64 << 20
 
 

@@ -133,7 +133,7 @@ Test(conf, defaults)
 	cr_assert_eq(c.convert_max_skew, 30);
 	cr_assert(c.upstream_mptcp);
 	cr_assert_eq(c.connect_timeout, 10);
-	cr_assert_str_eq(c.relay, "buffer");
+	cr_assert_str_eq(c.relay, "auto");
 	cr_assert_eq(c.buffer_size, 65536);
 	cr_assert_eq(c.n_rules, 0);
 }
@@ -697,8 +697,10 @@ Test(conf, type_enums)
 	cr_assert_str_eq(conf.relay, "splice");
 	load_ok("[upstream]\nrelay = buffer\n");
 	cr_assert_str_eq(conf.relay, "buffer");
+	load_ok("[upstream]\nrelay = auto\n");
+	cr_assert_str_eq(conf.relay, "auto");
 	expect_err("[upstream]\nrelay = zerocopy\n", 2, "upstream.relay: "
-	    "\"zerocopy\" is not a relay mode (buffer, splice)");
+	    "\"zerocopy\" is not a relay mode (auto, buffer, splice)");
 }
 
 Test(conf, type_methods)
