@@ -22,12 +22,13 @@
 #   BENCH_PARTS       which parts: "loopback lab" [loopback lab]
 #   BENCH_SECTIONS    loopback sections [throughput connrate memory]
 #   BENCH_REPEATS     repeats per measurement [3]
-#   BENCH_BYTES       bytes per throughput run (all streams together) [1G]
+#   BENCH_MB          MiB per throughput run, split over its streams [2048]
 #   BENCH_CONC        connrate concurrency [64]
 #   BENCH_SECS        connrate seconds per run [4]
 #   BENCH_HOLD_N      idle connections for the memory test [10000]
 #   BENCH_HOLD_SECS   seconds to keep them before sampling memory [3]
 #   BENCH_NETNS       0 to run the loopback part in the current namespace [1]
+#   BENCH_KEEP        1 to keep the temporary directory with server logs
 #   BENCH_LAB_SECTIONS  lab sections [aggregation failover ttfb]
 #   BENCH_LAB_SECS    seconds per lab transfer at the single-link rate [8]
 #   BENCH_LAB_RATE    Mbit/s of each gw<->srv link [50]
@@ -46,7 +47,7 @@ CONF=$HERE/conf
 RES=$HERE/results
 
 REPEATS=${BENCH_REPEATS:-3}
-BYTES=${BENCH_BYTES:-1G}
+MB=${BENCH_MB:-2048}
 CONC=${BENCH_CONC:-64}
 SECS=${BENCH_SECS:-4}
 HOLD_N=${BENCH_HOLD_N:-10000}
@@ -102,7 +103,7 @@ cleanup() {
 		stop_pid "$p"
 	done
 	PIDS=
-	[ -n "$TMP" ] && rm -rf "$TMP"
+	[ -n "$TMP" ] && [ -z "${BENCH_KEEP:-}" ] && rm -rf "$TMP"
 	TMP=
 }
 
@@ -173,13 +174,15 @@ mem_kb() {
 
 # Server table: label, how socksbench reaches it, the pid to measure.
 HAVE_DANTE=0 HAVE_MS=0 HAVE_MPGW=0 HAVE_CONV=0
-PID_DANTE='' PID_MS='' PID_MPGW_T='' PID_MPGW_M=''
+PID_DANTE='' PID_MS='' PID_MPGW_T='' PID_MPGW_M='' PID_SRV='' PID_SRV_M=''
 
 start_servers() {
 	"$SB" --serve 127.0.0.1:$P_SRV 2>"$TMP/srv.log" &
-	started $!
+	PID_SRV=$!
+	started $PID_SRV
 	"$SB" --serve 127.0.0.1:$P_SRV_M --mptcp 2>"$TMP/srv-mptcp.log" &
-	started $!
+	PID_SRV_M=$!
+	started $PID_SRV_M
 	wait_port $P_SRV || die "target server did not start ($TMP/srv.log)"
 	wait_port $P_SRV_M || die "MPTCP target server did not start"
 
@@ -194,16 +197,19 @@ start_servers() {
 			say "run.sh: Dante did not start; see $TMP/danted.log"
 		fi
 	else
-		say "run.sh: danted not installed (apt-get install dante-server);" \
-		    "skipping Dante"
+		say "run.sh: danted not installed" \
+		    "(apt-get install dante-server); skipping Dante"
 	fi
 	if command -v microsocks >/dev/null 2>&1; then
 		# shellcheck disable=SC2046
 		microsocks $(cat "$CONF/microsocks.args") 2>/dev/null &
 		PID_MS=$!
 		started $PID_MS
-		wait_port $P_MS && HAVE_MS=1 ||
-		    say "run.sh: microsocks did not start"
+		if wait_port $P_MS; then
+			HAVE_MS=1
+		else
+			say "run.sh: microsocks did not start"
+		fi
 	else
 		say "run.sh: microsocks not installed; skipping it"
 	fi
@@ -270,13 +276,25 @@ labels_for() {
 	echo $l
 }
 
-# run_sb LABEL ARGS...: one socksbench run; prints its key=value line.
+# check_targets: the target servers must outlive every run.
+check_targets() {
+	for p in $PID_SRV $PID_SRV_M; do
+		kill -0 "$p" 2>/dev/null && continue
+		wait "$p"
+		say "run.sh: target server $p is gone (status $?):"
+		tail -n 5 "$TMP/srv.log" "$TMP/srv-mptcp.log" >&2
+		exit 1
+	done
+}
+
+# run_sb LABEL ARGS...: one socksbench run; its key=value line in LINE.
 run_sb() {
 	lbl=$1
 	shift
 	# shellcheck disable=SC2046
-	"$SB" $(sb_args "$lbl") --label "$lbl" "$@" 2>>"$TMP/sb.log" |
-	    tail -n 1
+	LINE=$("$SB" $(sb_args "$lbl") --label "$lbl" "$@" \
+	    2>>"$TMP/sb.log" | tail -n 1)
+	check_targets
 }
 
 # --- 1. throughput ----------------------------------------------------------
@@ -285,17 +303,22 @@ bench_throughput() {
 	out=$RES/throughput.csv
 	echo "label,streams,dir,repeat,mbps,seconds,errors" >"$out"
 	labels=$(labels_for throughput)
-	say "== throughput: $BYTES per run, $REPEATS repeats: $labels"
+	say "== throughput: $MB MiB per run, $REPEATS repeats: $labels"
 	r=1
 	while [ $r -le "$REPEATS" ]; do
 		for dir in down up; do
 			for st in 1 8; do
 				for lbl in $labels; do
-					line=$(run_sb "$lbl" --mode throughput \
-					    --streams $st --bytes "$BYTES" \
-					    --dir $dir --time-limit 60)
-					echo "$lbl,$st,$dir,$r,$(kv "$line" mbps)\
-,$(kv "$line" seconds),$(kv "$line" errors)" >>"$out"
+					run_sb "$lbl" --mode throughput \
+					    --streams $st \
+					    --bytes $((MB / st))M \
+					    --dir $dir --time-limit 60
+					line=$LINE
+					printf '%s,%s,%s,%s,%s,%s,%s\n' \
+					    "$lbl" $st $dir $r \
+					    "$(kv "$line" mbps)" \
+					    "$(kv "$line" seconds)" \
+					    "$(kv "$line" errors)" >>"$out"
 				done
 			done
 		done
@@ -344,8 +367,9 @@ bench_connrate() {
 	r=1
 	while [ $r -le "$REPEATS" ]; do
 		for lbl in $labels; do
-			line=$(run_sb "$lbl" --mode connrate \
-			    --concurrency "$CONC" --duration "$SECS")
+			run_sb "$lbl" --mode connrate \
+			    --concurrency "$CONC" --duration "$SECS"
+			line=$LINE
 			echo "$lbl,$r,$(kv "$line" cps),$(kv "$line" p50_us)\
 ,$(kv "$line" p99_us),$(kv "$line" p999_us),$(kv "$line" conns)\
 ,$(kv "$line" errors),$(kv "$line" syn_data)" >>"$out"
@@ -380,6 +404,12 @@ cr_median() {
 
 # --- 3. memory per held connection ----------------------------------------
 
+# per_conn BEFORE AFTER N: (AFTER - BEFORE) / N with two decimals, or "-".
+per_conn() {
+	awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN {
+	    if (n > 0) printf "%.2f\n", (b - a) / n; else print "-" }'
+}
+
 bench_memory() {
 	out=$RES/memory.csv
 	echo "label,asked,held,errors,procs,base_rss_kb,held_rss_kb\
@@ -404,8 +434,9 @@ bench_memory() {
 		hout=$TMP/hold-$lbl.out
 		: >"$hout"
 		# shellcheck disable=SC2046
-		"$SB" $(sb_args "$lbl") --label "$lbl" --mode hold --conns "$n" \
-		    --concurrency 256 --hold-secs 120 --time-limit 120 \
+		"$SB" $(sb_args "$lbl") --label "$lbl" --mode hold \
+		    --conns "$n" --concurrency 256 --hold-secs 120 \
+		    --time-limit 120 \
 		    >"$hout" 2>>"$TMP/sb.log" &
 		hp=$!
 		i=0
@@ -422,18 +453,17 @@ bench_memory() {
 		line=$(tail -n 1 "$hout")
 		held=$(kv "$line" held)
 		[ -n "$held" ] || held=0
-		per_r=$(awk -v a="$b_rss" -v b="$h_rss" -v n="$held" \
-		    'BEGIN { if (n > 0) printf "%.2f", (b - a) / n; else print "-" }')
-		per_p=$(awk -v a="$b_pss" -v b="$h_pss" -v n="$held" \
-		    'BEGIN { if (n > 0) printf "%.2f", (b - a) / n; else print "-" }')
+		per_r=$(per_conn "$b_rss" "$h_rss" "$held")
+		per_p=$(per_conn "$b_pss" "$h_pss" "$held")
 		echo "$lbl,$n,$held,$(kv "$line" errors),$procs,$b_rss,$h_rss\
 ,$b_pss,$h_pss,$per_r,$per_p" >>"$out"
 		# Let the server tear the relays down before the next one.
 		sleep 2
 	done
 	echo
-	echo "Memory per idle relayed connection (asked $n; KiB; PSS counts" \
-	    "shared pages once across Dante's processes; ratio = PSS vs mpgw-tcp)"
+	echo "Memory per idle relayed connection (asked $n; KiB; PSS" \
+	    "counts shared pages once across Dante's processes;" \
+	    "ratio = PSS vs mpgw-tcp)"
 	printf '%-13s %7s %7s %6s %11s %11s %6s\n' server held errors procs \
 	    rss_kb/conn pss_kb/conn ratio
 	ref=$(awk -F, '$1 == "mpgw-tcp" { print $11 }' "$out")
@@ -469,8 +499,9 @@ loopback_inner() {
 	start_servers
 	{
 		echo "# mpgw loopback benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-		echo "# host: $(uname -r), $(nproc) CPU(s), nofile $(ulimit -n);" \
-		    "client, servers and target share the CPUs"
+		echo "# host: $(uname -r), $(nproc) CPU(s)," \
+		    "nofile $(ulimit -n); client, servers and target" \
+		    "share the CPUs"
 	} >&2
 	for sec in $SECTIONS; do
 		case $sec in
@@ -701,9 +732,9 @@ lab_ttfb_rtt() {
 		for lbl in direct mpgw-tcp convert convert-silent; do
 			v=$(awk -F, -v l="$lbl" -v d="$d" '$1 == l && $2 == d \
 			    { print $4 }' "$out")
-			printf ' %14s %6s' "$(awk -v v="${v:-}" 'BEGIN {
-			    if (v == "") print "-"; else printf "%.1f", v / 1000 }')" \
-			    "$(ratio "${v:--}" "${b:--}")"
+			ms=$(awk -v v="${v:-}" 'BEGIN { if (v == "") print "-"
+			    else printf "%.1f\n", v / 1000 }')
+			printf ' %14s %6s' "$ms" "$(ratio "${v:--}" "${b:--}")"
 			echo "lab_ttfb,$lbl,,$((2 * d)),p50_us,${v:--}" \
 			    >>"$RES/summary.csv"
 		done
@@ -756,9 +787,11 @@ command -v ss >/dev/null 2>&1 || die "ss (iproute2) missing"
 cd "$TOP" || exit 1
 mkdir -p "$RES"
 for part in $PARTS; do
+	t0=$(date +%s)
 	case $part in
 	loopback) part_loopback ;;
 	lab) part_lab ;;
 	*) die "unknown part '$part' in BENCH_PARTS" ;;
 	esac
+	say "run.sh: $part part took $(($(date +%s) - t0)) s"
 done

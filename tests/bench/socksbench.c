@@ -10,7 +10,8 @@
  *       [-j N] [--timeout S] [--time-limit S] [--label L] --mode MODE ...
  *
  *   --mode throughput --streams N --bytes B --dir up|down
- *   --mode connrate   --concurrency C (--duration S | --count N) [--resp-bytes R]
+ *   --mode connrate   --concurrency C (--duration S | --count N)
+ *                     [--resp-bytes R]
  *   --mode hold       --conns N [--concurrency C] [--hold-secs S]
  *   --mode ttfb       --count N [--resp-bytes R]
  *
@@ -186,7 +187,7 @@ struct opts {
 	bool silent;
 	bool mptcp;
 	bool tfo;		/* serve: TCP_FASTOPEN on the listener */
-	bool no_tfo;		/* client: plain connect + send for Convert */
+	bool no_tfo;		/* client: connect, then send Convert */
 	unsigned threads;
 	unsigned streams;
 	uint64_t bytes;
@@ -202,7 +203,7 @@ struct opts {
 	/* resolved */
 	struct sockaddr_storage gw_sa;
 	socklen_t gw_len;
-	struct sockaddr_storage tgt_sa;	/* when --target is numeric/resolved */
+	struct sockaddr_storage tgt_sa;	/* numeric/resolved --target */
 	socklen_t tgt_len;
 	bool tgt_is_name;
 	struct socks5_addr tgt_s5;
@@ -238,7 +239,7 @@ struct cl_conn {
 	bool tfo;		/* data went to sendto(MSG_FASTOPEN) */
 	bool app_in_syn;	/* the application header was queued with it */
 	bool started;		/* throughput: transfer begun */
-	bool want_eof;		/* 'Q': the server closes after the answer */
+	bool want_eof;		/* 'Q': the server closes after it */
 	uint64_t t_start;	/* ns: before socket() */
 	uint64_t t_first;	/* ns: first application answer byte */
 	uint8_t out[CL_OUT_MAX];
@@ -708,7 +709,7 @@ cl_fail(struct cl_conn *c, enum err_kind k, int err, const char *what)
 		if (c->started)
 			wk_stream_finished(wk);
 		else if (was != CL_READY)
-			wk_stream_ready(wk);	/* READY ones were counted */
+			wk_stream_ready(wk);	/* READY ones counted */
 		return;
 	case MODE_HOLD:
 		if (was == CL_HELD) {
@@ -1128,7 +1129,8 @@ cl_pump(struct cl_conn *c)
 				cl_want(c, EV_READ);
 				return;
 			}
-			cl_fail(c, n == -1 ? ERR_IO : ERR_APP, n == -1 ? errno : 0,
+			cl_fail(c, n == -1 ? ERR_IO : ERR_APP,
+			    n == -1 ? errno : 0,
 			    n == -1 ? "read" : "data after the answer");
 			return;
 		case CL_READY:
