@@ -129,9 +129,15 @@ dir_rd_cb(struct ev_loop *loop, ev_io *io, int revents)
 	r->last_active = ev_now(loop);
 	rc = dir_fill(d);
 	if (rc == -1) {
-		if (errno == EAGAIN)
+		if (errno != EAGAIN) {
+			relay_fail(r, errno);
 			return;
-		relay_fail(r, errno);
+		}
+		/* Nothing after all (half a TLS record): hold no buffer. */
+		if (d->buf != NULL && d->len == 0) {
+			worker_buf_put(r->w, d->buf);
+			d->buf = NULL;
+		}
 		return;
 	}
 	if (rc == 1 && dir_flush(d) == -1) {
