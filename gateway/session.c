@@ -367,10 +367,19 @@ static void
 sess_login_failed(struct session *s)
 {
 	const struct gw_conf *c = sess_conf(s);
-	double delay = auth_throttle_fail((const struct sockaddr *)&s->peer,
-	    c->fail_limit, c->fail_delay_max, c->fail_block,
-	    ev_now(s->w->loop));
+	const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
+	double now = ev_now(s->w->loop);
+	double delay = auth_throttle_fail(peer, c->fail_limit,
+	    c->fail_delay_max, c->fail_block, now);
+	struct auth_throttle_stats st;
 
+	if (auth_throttle_blocked(peer, now)) {
+		auth_throttle_stats(&st);
+		log_warnx("session %" PRIu64 ": %s: %u failed logins: address "
+		    "refused for %u s (failed logins so far: %" PRIu64 ", "
+		    "refused connections: %" PRIu64 ")", s->id, s->client,
+		    c->fail_limit, c->fail_block, st.failures, st.refusals);
+	}
 	if (delay > 0) {
 		s->hold = true;
 		sess_timer_set(s, delay);
