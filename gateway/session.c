@@ -118,7 +118,6 @@ struct session {
 	struct relay relay;
 	struct mptcp_stat mst;		/* upstream MPTCP state at the first EOF */
 	uint8_t method;
-	uint8_t rep;
 	const char *result;
 	char client[64];
 	char user[256];
@@ -1116,7 +1115,6 @@ sess_fail(struct session *s, uint8_t rep, const char *result)
 		s->job = NULL;
 	}
 	dial_free(s);
-	s->rep = rep;
 	s->result = result;
 	if (s->convert) {
 		sess_fail_conv(s, conv_err_from_rep(rep));
@@ -1488,7 +1486,8 @@ sess_accept(struct worker *w, struct listener *l, int fd,
 	TAILQ_INSERT_TAIL(&w->sessions, s, entry);
 	w->n_sessions++;
 	atomic_fetch_add(&sess_open, 1);
-	log_debug("session %" PRIu64 ": accepted from %s", s->id, s->client);
+	log_debug("session %" PRIu64 ": accepted from %s by worker %u", s->id,
+	    s->client, w->idx);
 	sess_timer_set(s, c->handshake_timeout);
 	sess_watch_client(s, EV_READ);
 }

@@ -11,7 +11,6 @@
 
 static pthread_mutex_t snap_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct gw_snap *snap_cur;
-static unsigned snap_gen;
 
 struct gw_snap *
 snap_load(const char *path, char *err, size_t errlen)
@@ -51,8 +50,6 @@ snap_install(struct gw_snap *s)
 	struct gw_snap *old;
 
 	pthread_mutex_lock(&snap_mu);
-	if (s != NULL)
-		s->generation = ++snap_gen;
 	old = snap_cur;
 	snap_cur = s;
 	pthread_mutex_unlock(&snap_mu);

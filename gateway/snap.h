@@ -18,7 +18,6 @@ struct auth_userdb;
 
 struct gw_snap {
 	atomic_int refs;
-	unsigned generation;
 	struct gw_conf conf;
 	struct auth_userdb *users;	/* NULL when auth.users is empty */
 	SSL_CTX *tls;			/* NULL when tls.cert is empty */
