@@ -39,7 +39,8 @@ def _start_server(kind, host, tmpdir):
     log = open(os.path.join(str(tmpdir), "%s.log" % kind), "wb")
     proc = subprocess.Popen([PYTHON, os.path.join(HERE, "servers.py"), kind,
                              "--host", host, "--ready", ready],
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                            preexec_fn=gwutil.die_with_parent)
     log.close()
     try:
         wait_until(lambda: os.path.exists(ready), START_TIMEOUT,

@@ -94,12 +94,12 @@ def test_valid_values(mpgw, tmp_path, users_file):
         listen = 127.0.0.1:1080, [::1]:1080
         methods = userpass,none
         handshake_timeout = 5s
-        idle_timeout = 2m
+        idle_timeout = 1h
         [auth]
         users = %s
         [upstream]
         mptcp = off
-        connect_timeout = 1h
+        connect_timeout = 1m
         relay = splice
         """ % users_file))
     r = _check(mpgw, p)
