@@ -21,6 +21,23 @@ dir_pending(const struct relay_dir *d)
 	return d->len - d->off > 0 || d->inpipe > 0;
 }
 
+/* Hand the direction's pipe back to the worker if it is empty. */
+static void
+dir_pipe_release(struct relay_dir *d)
+{
+	if (d->pipe[0] == -1)
+		return;
+	if (d->inpipe == 0)
+		worker_pipe_put(d->r->w, d->pipe);
+	else {
+		/* Bytes nobody will read: the pipe goes with them. */
+		close(d->pipe[0]);
+		close(d->pipe[1]);
+	}
+	d->pipe[0] = d->pipe[1] = -1;
+	d->inpipe = 0;
+}
+
 static void
 relay_fail(struct relay *r, int err)
 {
@@ -71,11 +88,12 @@ dir_flush(struct relay_dir *d)
 			d->inpipe -= (size_t)n;
 	}
 	if (d->buf != NULL) {
-		/* An idle direction holds no buffer. */
+		/* An idle direction holds no buffer and no pipe. */
 		worker_buf_put(d->r->w, d->buf);
 		d->buf = NULL;
 		d->off = d->len = 0;
 	}
+	dir_pipe_release(d);
 	return 0;
 }
 
@@ -86,6 +104,8 @@ dir_fill(struct relay_dir *d)
 	struct worker *w = d->r->w;
 	ssize_t n;
 
+	if (d->r->splice && d->pipe[0] == -1)
+		(void)worker_pipe_get(w, d->pipe);	/* else: a buffer */
 	for (;;) {
 		if (d->pipe[0] != -1) {
 			n = splice(d->from, NULL, d->pipe[1], NULL, w->buf_size,
@@ -133,11 +153,12 @@ dir_rd_cb(struct ev_loop *loop, ev_io *io, int revents)
 			relay_fail(r, errno);
 			return;
 		}
-		/* Nothing after all (half a TLS record): hold no buffer. */
+		/* Nothing after all (half a TLS record): hold nothing. */
 		if (d->buf != NULL && d->len == 0) {
 			worker_buf_put(r->w, d->buf);
 			d->buf = NULL;
 		}
+		dir_pipe_release(d);
 		return;
 	}
 	if (rc == 1 && dir_flush(d) == -1) {
@@ -211,16 +232,6 @@ dir_init(struct relay *r, struct relay_dir *d, int from, int to)
 	ev_io_init(&d->wr, dir_wr_cb, to, EV_WRITE);
 }
 
-static int
-dir_pipe(struct relay_dir *d)
-{
-	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == -1)
-		return -1;
-	/* Best effort: a pipe as large as a relay buffer. */
-	(void)fcntl(d->pipe[1], F_SETPIPE_SZ, (int)d->r->w->buf_size);
-	return 0;
-}
-
 static void
 dir_release(struct relay *r, struct relay_dir *d)
 {
@@ -230,12 +241,7 @@ dir_release(struct relay *r, struct relay_dir *d)
 		worker_buf_put(r->w, d->buf);
 		d->buf = NULL;
 	}
-	for (int i = 0; i < 2; i++) {
-		if (d->pipe[i] != -1) {
-			close(d->pipe[i]);
-			d->pipe[i] = -1;
-		}
-	}
+	dir_pipe_release(d);
 }
 
 int
@@ -252,12 +258,7 @@ relay_start(struct relay *r, struct worker *w, int cfd, int ufd,
 	if (tls != NULL)
 		use_splice = false;
 	r->splice = use_splice;
-	if (use_splice && (dir_pipe(&r->up) == -1 ||
-	    dir_pipe(&r->down) == -1)) {
-		/* No pipes to be had: relay through buffers instead. */
-		relay_stop(r);
-		r->splice = false;
-	}
+
 	if (first_len > 0) {
 		if (first_len > w->buf_size ||
 		    (r->up.buf = worker_buf_get(w)) == NULL) {

@@ -4,7 +4,9 @@
  * read so far) and half-close (EOF on one side becomes shutdown(SHUT_WR) on
  * the other once the buffer is flushed). Buffers come from the worker and
  * are held only while data is in flight, so an idle connection costs no
- * buffer. With splice, each direction goes through a pipe instead.
+ * buffer. With splice, each direction goes through a pipe instead, also
+ * borrowed from the worker only while bytes sit in it (an idle spliced
+ * connection costs no descriptors beyond its two sockets).
  */
 #ifndef MPGW_RELAY_H
 #define MPGW_RELAY_H
@@ -28,7 +30,7 @@ struct relay_dir {
 	size_t len;
 	struct tlsio *tin;	/* read side is TLS (client of method 0x80/0x82) */
 	struct tlsio *tout;	/* write side is TLS */
-	int pipe[2];		/* splice mode */
+	int pipe[2];		/* splice mode: worker pipe or -1 */
 	size_t inpipe;
 	bool eof;		/* read side returned 0 */
 	bool shut;		/* write side shut down */
@@ -57,7 +59,7 @@ struct relay {
  * Start relaying between cfd and ufd. first/first_len are client bytes that
  * arrived with the handshake and go upstream first (copied). With tls, the
  * client side speaks TLS through it (and splice is not used). With
- * use_splice, pipes are made (falling back to buffers if that fails).
+ * use_splice, bytes move through pipes (buffers when none can be had).
  * 0, or -1 with errno.
  */
 int relay_start(struct relay *r, struct worker *w, int cfd, int ufd,

@@ -1,6 +1,7 @@
 #include "gateway/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -268,6 +269,11 @@ worker_fini(struct worker *w)
 {
 	pool_doneq_fini(&w->doneq);
 	ev_async_stop(w->loop, &w->wake);
+	while (w->n_free_pipes > 0) {
+		w->n_free_pipes--;
+		close(w->free_pipes[w->n_free_pipes][0]);
+		close(w->free_pipes[w->n_free_pipes][1]);
+	}
 	while (w->free_bufs != NULL) {
 		void *next = *(void **)w->free_bufs;
 		free(w->free_bufs);
@@ -287,6 +293,37 @@ worker_buf_get(struct worker *w)
 	w->free_bufs = *(void **)b;
 	w->n_free_bufs--;
 	return b;
+}
+
+int
+worker_pipe_get(struct worker *w, int p[2])
+{
+	if (w->n_free_pipes > 0) {
+		w->n_free_pipes--;
+		p[0] = w->free_pipes[w->n_free_pipes][0];
+		p[1] = w->free_pipes[w->n_free_pipes][1];
+		return 0;
+	}
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1) {
+		p[0] = p[1] = -1;
+		return -1;
+	}
+	/* Best effort: a pipe as large as a relay buffer. */
+	(void)fcntl(p[1], F_SETPIPE_SZ, (int)w->buf_size);
+	return 0;
+}
+
+void
+worker_pipe_put(struct worker *w, const int p[2])
+{
+	if (w->n_free_pipes >= WORKER_FREE_PIPES) {
+		close(p[0]);
+		close(p[1]);
+		return;
+	}
+	w->free_pipes[w->n_free_pipes][0] = p[0];
+	w->free_pipes[w->n_free_pipes][1] = p[1];
+	w->n_free_pipes++;
 }
 
 void

@@ -33,6 +33,7 @@ struct listener {
 };
 
 #define WORKER_MAX_LISTENERS (3 * CONF_MAX_LISTEN)
+#define WORKER_FREE_PIPES 64
 
 struct session;
 TAILQ_HEAD(session_list, session);
@@ -55,6 +56,9 @@ struct worker {
 	void *free_bufs;
 	unsigned n_free_bufs;
 	size_t buf_size;
+	/* Empty splice pipes not in use, kept for reuse. */
+	int free_pipes[WORKER_FREE_PIPES][2];
+	unsigned n_free_pipes;
 };
 
 enum worker_cmd {
@@ -82,5 +86,8 @@ void worker_fini(struct worker *w);
 /* A relay buffer of w->buf_size bytes, and its return. */
 void *worker_buf_get(struct worker *w);
 void worker_buf_put(struct worker *w, void *buf);
+/* An empty non-blocking pipe for splice (0, or -1 with errno), and its return. */
+int worker_pipe_get(struct worker *w, int p[2]);
+void worker_pipe_put(struct worker *w, const int p[2]);
 
 #endif
