@@ -31,8 +31,14 @@ auth_tls_ctx(const struct gw_conf *c, char *err, size_t errlen)
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	/* Nothing here resumes sessions; renegotiation only costs. */
+	/*
+	 * A client's FIN without close_notify is its half-close, as on a
+	 * plain relay: the upstream sees EOF either way, and the answer
+	 * still in flight must not be thrown away.
+	 */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET |
+	    SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |

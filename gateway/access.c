@@ -14,7 +14,7 @@ static atomic_int access_fd = -1;
 int
 access_open(const char *dest)
 {
-	int fd, old;
+	int fd, cur = atomic_load(&access_fd);
 
 	if (strcmp(dest, "off") == 0)
 		fd = -1;
@@ -23,10 +23,22 @@ access_open(const char *dest)
 	else if ((fd = open(dest, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 	    0640)) == -1)
 		return -1;
-	old = atomic_exchange(&access_fd, fd);
-	/* A line being written to the old file still lands in it. */
-	if (old > STDERR_FILENO)
-		close(old);
+	/*
+	 * Workers write to the number they loaded without a lock, so a file
+	 * descriptor in use is never closed: a new file takes over the old
+	 * number (dup3), and a file given up for stderr or off stays open.
+	 * Otherwise a worker could write a line into a socket that an
+	 * accept() gave the freed number to.
+	 */
+	if (cur > STDERR_FILENO && fd > STDERR_FILENO) {
+		if (dup3(fd, cur, O_CLOEXEC) == -1) {
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		return 0;
+	}
+	atomic_store(&access_fd, fd);
 	return 0;
 }
 

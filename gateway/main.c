@@ -36,6 +36,7 @@ static struct worker *workers;
 static unsigned n_workers;
 static const char *config_path = DEFAULT_CONFIG;
 static bool draining;
+static bool debug_flag;			/* -d: debug level over the config's */
 static ev_timer drain_timer;
 
 static void
@@ -93,6 +94,8 @@ reload(void)
 	}
 	old = snap_current();
 	if (!listen_same(&old->conf.socks5_listen, &s->conf.socks5_listen) ||
+	    !listen_same(&old->conf.tls_listen, &s->conf.tls_listen) ||
+	    !listen_same(&old->conf.convert_listen, &s->conf.convert_listen) ||
 	    s->conf.workers != old->conf.workers ||
 	    s->conf.buffer_size != old->conf.buffer_size)
 		log_warnx("reload: listen addresses, workers and buffer_size "
@@ -100,7 +103,7 @@ reload(void)
 	snap_unref(old);
 	if (auth_rules_local_refresh() == -1)
 		log_warn("reload: listing this host's addresses");
-	log_set_level(s->conf.log_level);
+	log_set_level(debug_flag ? LOG_LVL_DEBUG : s->conf.log_level);
 	if (access_open(s->conf.access_log) == -1)
 		log_warn("reload: access log %s", s->conf.access_log);
 	snap_install(s);
@@ -257,6 +260,7 @@ run(bool debug)
 
 	if ((snap = load(err, sizeof(err))) == NULL)
 		fatalx("%s", err);
+	debug_flag = debug;
 	log_set_level(debug ? LOG_LVL_DEBUG : snap->conf.log_level);
 	if (access_open(snap->conf.access_log) == -1)
 		fatal("access log %s", snap->conf.access_log);
@@ -287,6 +291,12 @@ run(bool debug)
 		if (worker_init(&workers[i], i, &snap->conf, err,
 		    sizeof(err)) == -1)
 			fatalx("%s", err);
+	/* Signals go to the main thread only; every thread inherits the mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	/*
 	 * Blocking work: a slow resolver can hold a thread for seconds, so
 	 * keep enough that password checks are not stuck behind it.
@@ -294,12 +304,6 @@ run(bool debug)
 	if (pool_start(n_workers < 2 ? 4 : 2 * n_workers) == -1)
 		fatal("thread pool");
 
-	/* Signals go to the main thread only; workers inherit the mask. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	loop = ev_default_loop(EVFLAG_AUTO);
 	ev_async_init(&exit_async, worker_exit_cb);
 	ev_async_start(loop, &exit_async);

@@ -12,6 +12,32 @@ static struct pool_job *pool_head, *pool_tail;
 static pthread_t *pool_threads;
 static unsigned pool_n;
 static bool pool_stopping;
+static unsigned pool_slow_running;
+
+/*
+ * Take the first queued job this thread may run: a slow one only while
+ * another thread stays free for quick ones. Called with pool_mu held.
+ */
+static struct pool_job *
+pool_take(void)
+{
+	struct pool_job *job, *prev = NULL;
+
+	for (job = pool_head; job != NULL; prev = job, job = job->next) {
+		if (job->slow && pool_n > 1 && pool_slow_running + 1 >= pool_n)
+			continue;
+		if (prev != NULL)
+			prev->next = job->next;
+		else
+			pool_head = job->next;
+		if (pool_tail == job)
+			pool_tail = prev;
+		if (job->slow)
+			pool_slow_running++;
+		return job;
+	}
+	return NULL;
+}
 
 static void
 doneq_push(struct pool_doneq *q, struct pool_job *job)
@@ -35,18 +61,22 @@ pool_main(void *arg)
 	(void)arg;
 	for (;;) {
 		pthread_mutex_lock(&pool_mu);
-		while (pool_head == NULL && !pool_stopping)
+		while ((job = pool_take()) == NULL && !(pool_stopping &&
+		    pool_head == NULL))
 			pthread_cond_wait(&pool_cv, &pool_mu);
-		job = pool_head;
-		if (job == NULL) {
-			pthread_mutex_unlock(&pool_mu);
-			return NULL;
-		}
-		pool_head = job->next;
-		if (pool_head == NULL)
-			pool_tail = NULL;
 		pthread_mutex_unlock(&pool_mu);
-		job->work(job);
+		if (job == NULL)
+			return NULL;
+		/* Its session is gone: do not resolve or hash for nobody. */
+		if (!atomic_load(&job->cancelled))
+			job->work(job);
+		if (job->slow) {
+			pthread_mutex_lock(&pool_mu);
+			pool_slow_running--;
+			/* A slow job may wait for this thread. */
+			pthread_cond_broadcast(&pool_cv);
+			pthread_mutex_unlock(&pool_mu);
+		}
 		doneq_push(job->q, job);
 	}
 }
@@ -87,7 +117,7 @@ pool_stop(void)
 void
 pool_submit(struct pool_job *job, struct pool_doneq *q)
 {
-	job->cancelled = false;
+	atomic_store(&job->cancelled, false);
 	job->q = q;
 	job->next = NULL;
 	pthread_mutex_lock(&pool_mu);

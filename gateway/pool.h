@@ -4,7 +4,8 @@
  *
  * A job is submitted from a worker's loop thread; work() runs on a pool
  * thread and may touch only the job; done() then runs back on the same loop
- * thread. The submitter may cancel a job it no longer wants (its session
+ * thread. Slow jobs (name resolution) never take the last free thread, so
+ * password checks are not stuck behind a resolver that times out. The submitter may cancel a job it no longer wants (its session
  * closed): done() still runs, with job->cancelled set, and must free the job.
  * Cancelling and done() happen on the same thread, so neither needs a lock.
  */
@@ -13,6 +14,7 @@
 
 #include <ev.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 struct pool_job;
@@ -29,7 +31,8 @@ struct pool_doneq {
 struct pool_job {
 	void (*work)(struct pool_job *job);
 	void (*done)(struct pool_job *job);
-	bool cancelled;
+	bool slow;		/* may block for seconds (DNS) */
+	atomic_bool cancelled;	/* set on the loop thread; work() is skipped */
 	struct pool_doneq *q;
 	struct pool_job *next;
 };

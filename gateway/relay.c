@@ -138,6 +138,22 @@ dir_fill(struct relay_dir *d)
 	return -1;
 }
 
+/*
+ * A TLS read can need the socket writable first (it owes the peer a record,
+ * e.g. a KeyUpdate answer): wait for that instead of spinning on EV_READ.
+ */
+static void
+dir_tls_wait(struct relay_dir *d)
+{
+	int ev = d->tin != NULL && d->tin->want_write ? EV_WRITE : EV_READ;
+
+	if ((d->rd.events & (EV_READ | EV_WRITE)) == ev)
+		return;
+	ev_io_stop(d->r->w->loop, &d->rd);
+	ev_io_set(&d->rd, d->from, ev);
+	ev_io_start(d->r->w->loop, &d->rd);
+}
+
 static void
 dir_rd_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -146,20 +162,25 @@ dir_rd_cb(struct ev_loop *loop, ev_io *io, int revents)
 	int rc;
 
 	(void)revents;
-	r->last_active = ev_now(loop);
 	rc = dir_fill(d);
-	if (rc == -1) {
-		if (errno != EAGAIN) {
+	if (rc != 1) {
+		if (rc == -1 && errno != EAGAIN) {
 			relay_fail(r, errno);
 			return;
 		}
-		/* Nothing after all (half a TLS record): hold nothing. */
+		/* EOF, or nothing after all (half a TLS record): hold nothing. */
 		if (d->buf != NULL && d->len == 0) {
 			worker_buf_put(r->w, d->buf);
 			d->buf = NULL;
 		}
 		dir_pipe_release(d);
-		return;
+		if (rc == -1) {
+			dir_tls_wait(d);
+			return;
+		}
+	} else {
+		r->last_active = ev_now(loop);
+		dir_tls_wait(d);
 	}
 	if (rc == 1 && dir_flush(d) == -1) {
 		relay_fail(r, errno);
@@ -174,7 +195,8 @@ dir_wr_cb(struct ev_loop *loop, ev_io *io, int revents)
 	struct relay_dir *d = container_of(io, struct relay_dir, wr);
 
 	(void)revents;
-	d->r->last_active = ev_now(loop);
+	if (dir_pending(d))
+		d->r->last_active = ev_now(loop);
 	if (dir_flush(d) == -1) {
 		relay_fail(d->r, errno);
 		return;
@@ -211,10 +233,16 @@ relay_dir_update(struct relay_dir *d)
 			d->r->eof_seen = true;
 			d->r->first_eof(d->r);
 		}
+		/*
+		 * close_notify goes before the FIN, whole; if the socket is
+		 * full, finish it when it drains. A failure (peer gone) is
+		 * the other direction's to report.
+		 */
+		if (d->tout != NULL && tlsio_close_notify(d->tout) == 0) {
+			ev_io_start(loop, &d->wr);
+			return;
+		}
 		d->shut = true;
-		/* The peer may be gone already; the other direction says so. */
-		if (d->tout != NULL)
-			(void)tlsio_close_notify(d->tout);
 		shutdown(d->to, SHUT_WR);
 	}
 	relay_check_done(d->r);

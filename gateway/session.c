@@ -247,16 +247,16 @@ sockaddr_is_loopback(const struct sockaddr *sa)
 	return false;
 }
 
-static void
+static const char *
 sockaddr_format(const struct sockaddr *sa, char *out, size_t cap)
 {
 	struct socks5_addr a;
 
-	if (socks5_addr_from_sockaddr(&a, sa) == -1) {
+	if (socks5_addr_from_sockaddr(&a, sa) == -1)
 		snprintf(out, cap, "?");
-		return;
-	}
-	socks5_addr_format(&a, out, cap);
+	else
+		socks5_addr_format(&a, out, cap);
+	return out;
 }
 
 /* --- GREETING --------------------------------------------------------- */
@@ -381,6 +381,8 @@ sess_login_failed(struct session *s)
 	}
 	if (delay > 0) {
 		s->hold = true;
+		/* Read nothing meanwhile: a readable socket would spin. */
+		sess_watch_client(s, 0);
 		sess_timer_set(s, delay);
 	}
 }
@@ -688,6 +690,7 @@ dns_job_done(struct pool_job *job)
 {
 	struct dns_job *dj = container_of(job, struct dns_job, job);
 	struct session *s = dj->s;
+	bool nxdomain;
 
 	if (job->cancelled) {
 		free(dj);
@@ -701,8 +704,18 @@ dns_job_done(struct pool_job *job)
 		    log_escape(dj->host, esc, sizeof(esc)), dj->gai_err == EAI_SYSTEM ?
 		    strerror(dj->sys_err) : dj->gai_err != 0 ?
 		    gai_strerror(dj->gai_err) : "no IPv4/IPv6 address");
+		/*
+		 * A name that cannot be resolved (no such name, no address,
+		 * no answer from the resolver) is an unreachable host, 04;
+		 * the gateway's own trouble (memory, system) is 01.
+		 */
+		nxdomain = dj->gai_err == 0 || dj->gai_err == EAI_NONAME ||
+		    dj->gai_err == EAI_NODATA || dj->gai_err == EAI_AGAIN ||
+		    dj->gai_err == EAI_FAIL;
 		free(dj);
-		sess_fail(s, SOCKS5_REP_HOST_UNREACHABLE, "nxdomain");
+		sess_fail(s, nxdomain ? SOCKS5_REP_HOST_UNREACHABLE :
+		    SOCKS5_REP_GENERAL_FAILURE, nxdomain ? "nxdomain" :
+		    "resolve-failed");
 		sess_process(s);
 		return;
 	}
@@ -762,6 +775,7 @@ sess_open_target(struct session *s)
 		}
 		dj->job.work = dns_job_work;
 		dj->job.done = dns_job_done;
+		dj->job.slow = true;
 		dj->s = s;
 		memcpy(dj->host, s->req.dst.u.name, sizeof(dj->host));
 		snprintf(dj->port, sizeof(dj->port), "%u", s->req.dst.port);
@@ -898,6 +912,10 @@ dial_next(struct session *s)
 		a->s = s;
 		a->fd = mptcp_socket(sa->sa_family,
 		    sess_conf(s)->upstream_mptcp, &a->mptcp);
+		if (a->fd == -1 && (errno == EMFILE || errno == ENFILE) &&
+		    worker_shed_fds(s->w))
+			a->fd = mptcp_socket(sa->sa_family,
+			    sess_conf(s)->upstream_mptcp, &a->mptcp);
 		if (a->fd == -1) {
 			d->last_err = errno;
 			d->next++;
@@ -937,6 +955,9 @@ sess_connected(struct session *s, struct dial_attempt *a)
 	uint8_t reply[SOCKS5_REPLY_MAX];
 
 	ev_io_stop(s->w->loop, &a->io);
+	/* The reply (and 0x83's TLS close) get their own time, not what
+	 * connect left over. */
+	sess_timer_set(s, sess_conf(s)->handshake_timeout);
 	s->ufd = a->fd;
 	s->upstream_mptcp = a->mptcp;
 	a->fd = -1;
@@ -986,6 +1007,8 @@ sess_tls(struct session *s)
 	}
 	s->cert_user = auth_tls_peer_user(s->tls->ssl, s->user,
 	    sizeof(s->user));
+	if (!s->cert_user)
+		s->user[0] = '\0';
 	if (s->tls_listener)
 		sess_set_state(s, SESS_GREETING);
 	else if (s->method == SOCKS5_METHOD_TLS)
@@ -1164,25 +1187,32 @@ sess_closing(struct session *s)
 		return;
 	}
 	if (!s->lingering) {
+		if (s->tls != NULL) {
+			int rc = tlsio_close_notify(s->tls);
+
+			if (rc == 0) {
+				sess_watch_client(s, s->tls->want_write ?
+				    EV_WRITE : EV_READ);
+				return;
+			}
+		}
 		s->lingering = true;
-		if (s->tls != NULL)
-			(void)tlsio_close_notify(s->tls);
 		shutdown(s->cfd, SHUT_WR);
 		sess_timer_set(s, SESS_LINGER);
 	}
-	for (;;) {
+	/* A bounded drain per wakeup, so a flooding client cannot hog it. */
+	for (int i = 0; i < 64; i++) {
 		n = recv(s->cfd, sink, sizeof(sink), 0);
 		if (n > 0)
 			continue;
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n == -1 && errno == EAGAIN) {
-			sess_watch_client(s, EV_READ);
-			return;
-		}
+		if (n == -1 && errno == EAGAIN)
+			break;
 		sess_close(s);
 		return;
 	}
+	sess_watch_client(s, EV_READ);
 }
 
 /*
@@ -1196,8 +1226,10 @@ sess_process(struct session *s)
 		enum sess_state st = s->state;
 		int rc = 0;
 
-		if (s->hold)
+		if (s->hold) {
+			sess_watch_client(s, 0);
 			return;
+		}
 		if (s->out_len > 0) {
 			rc = sess_flush(s);
 			if (rc == -1) {
@@ -1428,6 +1460,18 @@ sess_close_all(struct worker *w)
 	}
 }
 
+/* At most one refusal warning a second, so refused clients cannot flood
+ * the log. */
+static bool
+sess_log_refusal(struct worker *w)
+{
+	static _Atomic ev_tstamp last;
+	ev_tstamp now = ev_now(w->loop), prev = atomic_load(&last);
+
+	return now - prev >= 1.0 && atomic_compare_exchange_strong(&last,
+	    &prev, now);
+}
+
 void
 sess_accept(struct worker *w, struct listener *l, int fd,
     const struct sockaddr *peer, socklen_t peer_len)
@@ -1435,11 +1479,13 @@ sess_accept(struct worker *w, struct listener *l, int fd,
 	struct gw_snap *snap = snap_current();
 	const struct gw_conf *c = &snap->conf;
 	struct session *s;
+	char esc[64];
 	int one = 1;
 
 	if (c->max_sessions > 0 && sess_count() >= c->max_sessions) {
-		log_warnx("max_sessions (%u) reached: refusing a connection",
-		    c->max_sessions);
+		if (sess_log_refusal(w))
+			log_warnx("max_sessions (%u) reached: refusing "
+			    "connections", c->max_sessions);
 		snap_unref(snap);
 		close(fd);
 		return;
@@ -1452,8 +1498,10 @@ sess_accept(struct worker *w, struct listener *l, int fd,
 		return;
 	}
 	if (!srclimit_acquire(peer, c->max_per_source)) {
-		log_warnx("max_per_source (%u) reached: refusing a connection",
-		    c->max_per_source);
+		if (sess_log_refusal(w))
+			log_warnx("max_per_source (%u) reached by %s: refusing "
+			    "connections", c->max_per_source, sockaddr_format(
+			    peer, esc, sizeof(esc)));
 		snap_unref(snap);
 		close(fd);
 		return;

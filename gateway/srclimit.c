@@ -14,7 +14,7 @@
 #define SRC_SLOTS 8192
 
 struct src_slot {
-	uint8_t addr[16];	/* IPv4 as v4-mapped IPv6 */
+	uint8_t addr[16];	/* IPv4 as v4-mapped IPv6; IPv6 by /64 */
 	unsigned count;
 };
 
@@ -30,9 +30,15 @@ src_key(const struct sockaddr *sa, uint8_t key[16])
 		key[10] = key[11] = 0xff;
 		memcpy(key + 12, &((const struct sockaddr_in *)(const void *)sa)
 		    ->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6)
-		memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)
-		    ->sin6_addr, 16);
+	} else if (sa->sa_family == AF_INET6) {
+		const uint8_t *a = ((const struct sockaddr_in6 *)(const void *)
+		    sa)->sin6_addr.s6_addr;
+
+		/* One IPv6 client usually owns a /64: count it as one source. */
+		memcpy(key, a, IN6_IS_ADDR_V4MAPPED(
+		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr) ?
+		    16 : 8);
+	}
 }
 
 static size_t

@@ -1,6 +1,6 @@
 /*
- * gateway.max_per_source: how many sessions each client address has open,
- * across all workers. A session takes a slot at accept and gives it back
+ * gateway.max_per_source: how many sessions each client address (an IPv6
+ * client's /64) has open, across all workers. A session takes a slot at accept and gives it back
  * when it closes.
  */
 #ifndef MPGW_SRCLIMIT_H

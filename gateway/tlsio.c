@@ -143,7 +143,8 @@ tlsio_fail(struct tlsio *t, int rc)
 	case SSL_ERROR_ZERO_RETURN:
 		return 0;
 	case SSL_ERROR_SYSCALL:
-		/* A TCP EOF without close_notify reads as EOF, an error as itself. */
+		/* An error of the socket's own; EOF comes as ZERO_RETURN
+		 * (SSL_OP_IGNORE_UNEXPECTED_EOF). */
 		if (ERR_peek_error() == 0 && saved == 0)
 			return 0;
 		errno = saved != 0 ? saved : EPROTO;

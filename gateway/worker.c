@@ -101,6 +101,9 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 				return;
 			case EMFILE:
 			case ENFILE:
+				if (worker_shed_fds(w))
+					continue;
+				/* FALLTHROUGH */
 			case ENOBUFS:
 			case ENOMEM:
 				/* Spinning on a full table helps nobody: rest. */
@@ -269,11 +272,7 @@ worker_fini(struct worker *w)
 {
 	pool_doneq_fini(&w->doneq);
 	ev_async_stop(w->loop, &w->wake);
-	while (w->n_free_pipes > 0) {
-		w->n_free_pipes--;
-		close(w->free_pipes[w->n_free_pipes][0]);
-		close(w->free_pipes[w->n_free_pipes][1]);
-	}
+	worker_shed_fds(w);
 	while (w->free_bufs != NULL) {
 		void *next = *(void **)w->free_bufs;
 		free(w->free_bufs);
@@ -324,6 +323,19 @@ worker_pipe_put(struct worker *w, const int p[2])
 	w->free_pipes[w->n_free_pipes][0] = p[0];
 	w->free_pipes[w->n_free_pipes][1] = p[1];
 	w->n_free_pipes++;
+}
+
+bool
+worker_shed_fds(struct worker *w)
+{
+	bool any = w->n_free_pipes > 0;
+
+	while (w->n_free_pipes > 0) {
+		w->n_free_pipes--;
+		close(w->free_pipes[w->n_free_pipes][0]);
+		close(w->free_pipes[w->n_free_pipes][1]);
+	}
+	return any;
 }
 
 void

@@ -33,7 +33,7 @@ struct listener {
 };
 
 #define WORKER_MAX_LISTENERS (3 * CONF_MAX_LISTEN)
-#define WORKER_FREE_PIPES 64
+#define WORKER_FREE_PIPES 16
 
 struct session;
 TAILQ_HEAD(session_list, session);
@@ -89,5 +89,10 @@ void worker_buf_put(struct worker *w, void *buf);
 /* An empty non-blocking pipe for splice (0, or -1 with errno), and its return. */
 int worker_pipe_get(struct worker *w, int p[2]);
 void worker_pipe_put(struct worker *w, const int p[2]);
+/*
+ * Out of descriptors: close the pooled pipes so a socket can be had.
+ * Returns true if any was closed (worth trying again).
+ */
+bool worker_shed_fds(struct worker *w);
 
 #endif
