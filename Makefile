@@ -85,7 +85,9 @@ $(BUILD)/mpgw: $(BUILD)/obj/gateway/main.o $(BUILD)/libgw.a
 $(BUILD)/libmpgw.so: $(SHIM_OBJ)
 	$(CC) $(ALL_CFLAGS) -shared -fPIC $(LDFLAGS) -o $@ $^ -ldl -lssl -lcrypto -pthread
 
-$(BUILD)/mpgw-run: $(BUILD)/obj/client-shim/mpgw-run.o
+# The launcher checks the shim's config before exec: it shares the parser.
+$(BUILD)/mpgw-run: $(BUILD)/obj/client-shim/mpgw-run.o \
+		$(BUILD)/obj/client-shim/shimconf.o $(BUILD)/obj/gateway/socks5.o
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^
 
 $(BUILD)/socksbench: $(BENCH_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libgw.a

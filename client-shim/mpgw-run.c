@@ -25,9 +25,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-/* The config parser is shared with the shim; this binary links nothing
- * else of it (Makefile: mpgw-run is built from this file alone). */
-#include "client-shim/shimconf.c"
+/* The config parser is shared with the shim (Makefile links shimconf.o). */
+#include "client-shim/shimconf.h"
 
 #define LIBNAME "libmpgw.so"
 #define GO_BUILDINFO_MAGIC "\xff Go buildinf:"

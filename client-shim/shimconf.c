@@ -1,4 +1,5 @@
 #include "client-shim/shimconf.h"
+#include "gateway/socks5.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -94,41 +95,6 @@ copy_str(char *dst, size_t cap, const char *src)
 	if (n >= cap)
 		return -1;
 	memcpy(dst, src, n + 1);
-	return 0;
-}
-
-int
-shim_parse_hostport(const char *s, char *host, size_t hostcap, uint16_t *port)
-{
-	const char *colon, *h = s;
-	size_t hlen;
-	char *end;
-	unsigned long p;
-
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-
-		if (rb == NULL || rb[1] != ':')
-			return -1;
-		h = s + 1;
-		hlen = (size_t)(rb - h);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL)
-			return -1;
-		hlen = (size_t)(colon - s);
-	}
-	if (hlen == 0 || hlen >= hostcap || colon[1] == '\0')
-		return -1;
-	errno = 0;
-	p = strtoul(colon + 1, &end, 10);
-	if (*end != '\0' || errno != 0 || p == 0 || p > 65535 ||
-	    !isdigit((unsigned char)colon[1]))
-		return -1;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	*port = (uint16_t)p;
 	return 0;
 }
 
@@ -250,7 +216,7 @@ shim_conf_set(struct shim_conf *c, const char *key, const char *val,
     char *err, size_t errlen)
 {
 	if (strcmp(key, "gateway") == 0) {
-		if (shim_parse_hostport(val, c->gw_host, sizeof(c->gw_host),
+		if (socks5_parse_hostport(val, c->gw_host, sizeof(c->gw_host),
 		    &c->gw_port) == -1)
 			goto bad;
 		c->gw_len = 0;

@@ -97,9 +97,6 @@ int shim_conf_env(struct shim_conf *c, char *err, size_t errlen);
 int shim_conf_finish(struct shim_conf *c, shim_gai_fn *gai, shim_fai_fn *fai,
     char *err, size_t errlen);
 
-/* "host:port", "[v6]:port": 0 or -1. host gets no brackets. */
-int shim_parse_hostport(const char *s, char *host, size_t hostcap,
-    uint16_t *port);
 /* "a.b.c.d/n" or "v6/n" (a bare address is a host block). 0 or -1. */
 int shim_parse_net(const char *s, struct shim_net *n);
 /* Whether sa (AF_INET or AF_INET6, not v4-mapped) lies inside n. */

@@ -161,6 +161,14 @@ int socks5_addr_to_sockaddr(const struct socks5_addr *a,
  * when cap > 0); name bytes outside printable ASCII come out as '?'. */
 void socks5_addr_format(const struct socks5_addr *a, char *out, size_t cap);
 
+/*
+ * Split "host:port" or "[v6]:port" (the MPGW_GATEWAY form; host may be a
+ * name) into host (NUL-terminated, hostcap bytes) and a port 1..65535.
+ * An unbracketed IPv6 address is refused. 0 or -1.
+ */
+int socks5_parse_hostport(const char *s, char *host, size_t hostcap,
+    uint16_t *port);
+
 /* DESIGN.md section 2: errno of a failed upstream connect -> REP. */
 uint8_t socks5_rep_from_errno(int err);
 /* The client shim's mapping back: REP -> errno for connect(). */

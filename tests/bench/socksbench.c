@@ -388,44 +388,6 @@ post_done(void)
 		;
 }
 
-/*
- * Parses "host:port" or "[v6]:port" into host (cap bytes) and port.
- * Returns 0 or -1.
- */
-static int
-split_hostport(const char *s, char *host, size_t cap, uint16_t *port)
-{
-	const char *colon, *h = s;
-	size_t hlen;
-	char *end;
-	unsigned long p;
-
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-
-		if (rb == NULL || rb[1] != ':')
-			return -1;
-		h = s + 1;
-		hlen = (size_t)(rb - h);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (colon == NULL)
-			return -1;
-		hlen = (size_t)(colon - s);
-	}
-	if (hlen == 0 || hlen >= cap)
-		return -1;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	errno = 0;
-	p = strtoul(colon + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || p == 0 || p > 65535)
-		return -1;
-	*port = (uint16_t)p;
-	return 0;
-}
-
 /* Resolves "host:port" to the first TCP address; returns 0 or -1. */
 static int
 resolve(const char *s, struct sockaddr_storage *ss, socklen_t *len)
@@ -435,7 +397,7 @@ resolve(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 	uint16_t p;
 	struct addrinfo hints, *res;
 
-	if (split_hostport(s, host, sizeof(host), &p) == -1)
+	if (socks5_parse_hostport(s, host, sizeof(host), &p) == -1)
 		return -1;
 	snprintf(port, sizeof(port), "%u", p);
 	memset(&hints, 0, sizeof(hints));
@@ -1963,7 +1925,7 @@ parse_args(int argc, char **argv)
 		die("--key needs --user");
 	if (g.silent && g.proxy != PROXY_CONVERT)
 		die("--silent is for --proxy convert");
-	if (split_hostport(g.target, g.tgt_name, sizeof(g.tgt_name),
+	if (socks5_parse_hostport(g.target, g.tgt_name, sizeof(g.tgt_name),
 	    &g.tgt_port) == -1)
 		die("bad --target '%s'", g.target);
 	memset(&g.tgt_s5, 0, sizeof(g.tgt_s5));

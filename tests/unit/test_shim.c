@@ -212,17 +212,17 @@ Test(shimconf, hostport)
 	char h[64];
 	uint16_t p;
 
-	cr_assert_eq(shim_parse_hostport("gw.example:1080", h, sizeof(h), &p),
+	cr_assert_eq(socks5_parse_hostport("gw.example:1080", h, sizeof(h), &p),
 	    0);
 	cr_assert_str_eq(h, "gw.example");
 	cr_assert_eq(p, 1080);
-	cr_assert_eq(shim_parse_hostport("[fe80::1]:9", h, sizeof(h), &p), 0);
+	cr_assert_eq(socks5_parse_hostport("[fe80::1]:9", h, sizeof(h), &p), 0);
 	cr_assert_str_eq(h, "fe80::1");
-	cr_assert_eq(shim_parse_hostport("fe80::1:9", h, sizeof(h), &p), -1);
-	cr_assert_eq(shim_parse_hostport(":80", h, sizeof(h), &p), -1);
-	cr_assert_eq(shim_parse_hostport("h:", h, sizeof(h), &p), -1);
-	cr_assert_eq(shim_parse_hostport("h:+80", h, sizeof(h), &p), -1);
-	cr_assert_eq(shim_parse_hostport("[::1]80", h, sizeof(h), &p), -1);
+	cr_assert_eq(socks5_parse_hostport("fe80::1:9", h, sizeof(h), &p), -1);
+	cr_assert_eq(socks5_parse_hostport(":80", h, sizeof(h), &p), -1);
+	cr_assert_eq(socks5_parse_hostport("h:", h, sizeof(h), &p), -1);
+	cr_assert_eq(socks5_parse_hostport("h:+80", h, sizeof(h), &p), -1);
+	cr_assert_eq(socks5_parse_hostport("[::1]80", h, sizeof(h), &p), -1);
 }
 
 Test(shimconf, base64)
