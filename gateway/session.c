@@ -1291,7 +1291,9 @@ sess_process(struct session *s)
 	else if (s->state == SESS_GREETING || s->state == SESS_REQUEST ||
 	    s->state == SESS_CONVERT ||
 	    (s->state == SESS_AUTH && s->job == NULL)) {
-		sess_watch_client(s, s->in_len < sizeof(s->in) ? EV_READ : 0);
+		/* A TLS read may first need to write (want_write). */
+		sess_watch_client(s, s->in_len >= sizeof(s->in) ? 0 :
+		    s->tls != NULL && s->tls->want_write ? EV_WRITE : EV_READ);
 		/* Decrypted input OpenSSL holds never wakes the watcher. */
 		if (s->tls != NULL && tlsio_pending(s->tls) &&
 		    s->in_len < sizeof(s->in))
@@ -1312,7 +1314,8 @@ client_cb(struct ev_loop *loop, ev_io *io, int revents)
 		sess_process(s);
 		return;
 	}
-	if ((revents & EV_READ) && s->in_len < sizeof(s->in)) {
+	if (((revents & EV_READ) || (s->tls != NULL && s->tls->want_write)) &&
+	    s->in_len < sizeof(s->in)) {
 		n = s->tls != NULL ? tlsio_read(s->tls, s->in + s->in_len,
 		    sizeof(s->in) - s->in_len) : recv(s->cfd, s->in + s->in_len,
 		    sizeof(s->in) - s->in_len, 0);
