@@ -52,10 +52,11 @@ endif
 # Debian 12 packages the build and the tests need; `make deps` installs
 # whichever are missing (as root), so a fresh machine needs nothing else.
 DEB_BUILD = build-essential pkg-config libev-dev libssl-dev libinih-dev \
-	libcriterion-dev libcrypt-dev libnetfilter-queue-dev openssl
+	libcriterion-dev libcrypt-dev libnetfilter-queue-dev libmnl-dev openssl
 DEB_TEST  = python3 python3-pytest python3-socks curl wget ncat \
 	proxychains4 socat iproute2 iptables tcpdump whois procps
-DEB_BENCH = dante-server microsocks gnuplot-nox iperf3
+DEB_BENCH = dante-server microsocks gnuplot-nox
+DEB_FUZZ  = clang
 
 .PHONY: all run test asan bench fuzz install clean deps deps-test deps-bench unit
 all: $(BINS) $(LAB_BIN)
@@ -129,6 +130,7 @@ bench: deps-bench
 	@sh tests/bench/run.sh $(BUILD)
 
 fuzz:
+	@sh tests/deps.sh $(DEB_FUZZ)
 	@$(MAKE) --no-print-directory -C tests/fuzz
 
 install: all
