@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "auth/keys.h"
 #include "auth/replay.h"
 #include "auth/rules.h"
+#include "auth/throttle.h"
 #include "auth/userdb.h"
 #include "conf/conf.h"
 #include "gateway/access.h"
@@ -62,7 +64,8 @@ usage(FILE *f)
 	    "\n"
 	    "Runs in the foreground and logs to stderr. Signals: HUP reloads the\n"
 	    "configuration and users file, TERM/INT stop accepting and drain (a second\n"
-	    "one closes everything at once). See README.md for every config key.\n");
+	    "one closes everything at once), USR1 logs counters. See README.md for\n"
+	    "every config key.\n");
 }
 
 static struct gw_snap *
@@ -149,6 +152,27 @@ signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 		worker_command(&workers[i], WORKER_CMD_DRAIN);
 	ev_timer_init(&drain_timer, drain_timeout_cb, DRAIN_TIMEOUT, 0.);
 	ev_timer_start(loop, &drain_timer);
+}
+
+/* SIGUSR1: one log line with the counters an operator asks about. */
+static void
+stats_cb(struct ev_loop *loop, ev_signal *sig, int revents)
+{
+	struct sess_stats ss;
+	struct auth_throttle_stats ts;
+	struct auth_replay_stats rs;
+
+	(void)loop;
+	(void)sig;
+	(void)revents;
+	sess_stats(&ss);
+	auth_throttle_stats(&ts);
+	auth_replay_stats(&rs);
+	log_info("stats: sessions open %u, accepted %" PRIu64 "; failed logins "
+	    "%" PRIu64 ", refused connections %" PRIu64 ", sources tracked "
+	    "%u; convert replays refused %" PRIu64 ", nonces remembered %zu",
+	    ss.open, ss.accepted, ts.failures, ts.refusals, ts.tracked,
+	    ss.convert_replays, rs.live);
 }
 
 static void
@@ -253,7 +277,7 @@ run(bool debug)
 	char err[CONF_ERR_MAX];
 	struct gw_snap *snap;
 	struct ev_loop *loop;
-	ev_signal sig_hup, sig_term, sig_int;
+	ev_signal sig_hup, sig_term, sig_int, sig_usr1;
 	ev_async exit_async;
 	sigset_t set;
 	long ncpu;
@@ -296,6 +320,7 @@ run(bool debug)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	/*
 	 * Blocking work: a slow resolver can hold a thread for seconds, so
@@ -317,6 +342,8 @@ run(bool debug)
 	ev_signal_start(loop, &sig_hup);
 	ev_signal_start(loop, &sig_term);
 	ev_signal_start(loop, &sig_int);
+	ev_signal_init(&sig_usr1, stats_cb, SIGUSR1);
+	ev_signal_start(loop, &sig_usr1);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	log_listeners(&snap->conf.socks5_listen, "socks5");

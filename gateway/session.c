@@ -133,6 +133,7 @@ struct session {
 
 static atomic_uint_fast64_t sess_next_id = 1;
 static atomic_uint sess_open;
+static atomic_uint_fast64_t conv_replays;
 
 static void sess_close(struct session *s);
 static void sess_process(struct session *s);
@@ -146,6 +147,14 @@ unsigned
 sess_count(void)
 {
 	return atomic_load(&sess_open);
+}
+
+void
+sess_stats(struct sess_stats *st)
+{
+	st->open = atomic_load(&sess_open);
+	st->accepted = atomic_load(&sess_next_id) - 1;
+	st->convert_replays = atomic_load(&conv_replays);
 }
 
 static void
@@ -480,7 +489,6 @@ out:
 
 /* --- CONVERT (RFC 8803, DESIGN.md section 4) ------------------------- */
 
-static atomic_uint_fast64_t conv_replays;
 
 /* The Convert Error code for a failure known as a SOCKS5 reply code. */
 static uint8_t

@@ -6,6 +6,7 @@
 #ifndef MPGW_SESSION_H
 #define MPGW_SESSION_H
 
+#include <stdint.h>
 #include <sys/socket.h>
 
 struct worker;
@@ -23,5 +24,12 @@ void sess_close_all(struct worker *w);
 
 /* Sessions open in this process, across workers. */
 unsigned sess_count(void);
+
+struct sess_stats {
+	unsigned open;
+	uint64_t accepted;		/* sessions started since start-up */
+	uint64_t convert_replays;	/* replayed Convert messages refused */
+};
+void sess_stats(struct sess_stats *st);
 
 #endif

@@ -219,3 +219,28 @@ def test_sighup_reloads_and_ignores_a_bad_config(gateway, users_file, echo):
         live.sendall(b"after")
         live.shutdown(socket.SHUT_WR)
         assert sr.recv_until_eof(live) == echo_answer(b"before after")
+
+
+# --- SIGUSR1 ---------------------------------------------------------------------
+
+def _stats_lines(gw):
+    return re.findall(r"stats: sessions open (\d+), accepted (\d+);",
+                      gw.stderr_text())
+
+
+def test_sigusr1_logs_counters(gateway, origin):
+    """SIGUSR1 logs the counters: three sessions later, "accepted" has grown
+    by exactly three (the fixture's own readiness probe came before), and
+    the gateway keeps serving."""
+    gw = gateway()
+    gw.proc.send_signal(signal.SIGUSR1)
+    gwutil.wait_until(lambda: len(_stats_lines(gw)) == 1, T, "stats line 1")
+    before = int(_stats_lines(gw)[0][1])
+    for _ in range(3):
+        r = gwutil.curl("--socks5", "127.0.0.1:%d" % gw.port,
+                        "http://127.0.0.1:%d/hello" % origin.port)
+        assert r.returncode == 0 and r.stdout == b"hello\n", r.stderr
+    gw.proc.send_signal(signal.SIGUSR1)
+    gwutil.wait_until(lambda: len(_stats_lines(gw)) == 2, T, "stats line 2")
+    assert int(_stats_lines(gw)[1][1]) == before + 3, _stats_lines(gw)
+    assert gw.alive()
