@@ -197,13 +197,14 @@ auth_addr_is_protected(const struct sockaddr *sa)
 	return is_local(&la);
 }
 
-/* Is the (unmapped) client on loopback: 127/8 or ::1? */
-static bool
-client_is_loopback(const struct sockaddr *sa)
+bool
+auth_addr_is_loopback(const struct sockaddr *sa)
 {
 	const struct sockaddr_in *sin;
 	const struct sockaddr_in6 *sin6;
+	struct sockaddr_in tmp = { 0 };
 
+	sa = unmap(sa, &tmp);
 	switch (sa->sa_family) {
 	case AF_INET:
 		sin = (const struct sockaddr_in *)(const void *)sa;
@@ -313,7 +314,7 @@ auth_rules_check(const struct gw_conf *c, const struct sockaddr *client,
 	uclient = unmap(client, &ctmp);
 	udst = unmap(t->addr, &dtmp);
 	guarded =
-	    !client_is_loopback(uclient) && auth_addr_is_protected(t->addr);
+	    !auth_addr_is_loopback(uclient) && auth_addr_is_protected(t->addr);
 
 	for (size_t i = 0; i < c->n_rules; i++) {
 		r = &c->rules[i];

@@ -238,24 +238,6 @@ sess_consume(struct session *s, size_t n)
 	s->in_len -= n;
 }
 
-static bool
-sockaddr_is_loopback(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *sin = (const void *)sa;
-		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const void *)sa;
-		const uint8_t *a = sin6->sin6_addr.s6_addr;
-
-		if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
-			return true;
-		return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && a[12] == 127;
-	}
-	return false;
-}
-
 static const char *
 sockaddr_format(const struct sockaddr *sa, char *out, size_t cap)
 {
@@ -283,7 +265,7 @@ sess_method_usable(const struct session *s, uint8_t m)
 		/* Cleartext passwords stay on this host unless allowed. */
 		return s->snap->users != NULL && (s->tls_listener ||
 		    sess_conf(s)->allow_cleartext_password ||
-		    sockaddr_is_loopback((const struct sockaddr *)&s->peer));
+		    auth_addr_is_loopback((const struct sockaddr *)&s->peer));
 	case SOCKS5_METHOD_TLS:
 		return tls;
 	case SOCKS5_METHOD_TLS_USERPASS:

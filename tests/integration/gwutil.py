@@ -185,6 +185,37 @@ class Gateway:
 _instance = itertools.count()
 
 
+def gateway_conf(listen, sections=None):
+    """The test defaults with listen (a list of "addr:port") as
+    socks5.listen, sections merged over them section by section."""
+    conf = {
+        "gateway": {"workers": "2", "log_level": "info",
+                    "access_log": "stderr"},
+        "socks5": {"listen": ",".join(listen), "methods": "none",
+                   "handshake_timeout": "10", "idle_timeout": "300"},
+        "upstream": {"mptcp": "on", "connect_timeout": "10"},
+    }
+    for sec, kv in (sections or {}).items():
+        conf.setdefault(sec, {}).update(kv)
+    return conf
+
+
+def await_gateway(gw, checks):
+    """Wait until every (description, predicate) in checks holds; if one
+    does not in time, kill the gateway and fail with its stderr."""
+    try:
+        for what, pred in checks:
+            wait_until(pred, START_TIMEOUT, what, proc=gw.proc)
+    except AssertionError as e:
+        if gw.proc.poll() is None:
+            gw.proc.kill()
+            gw.proc.wait()
+        gw.stopped = True
+        raise AssertionError("%s\n--- mpgw stderr ---\n%s"
+                             % (e, gw.stderr_text())) from None
+    return gw
+
+
 def start_gateway(tmpdir, sections, nlisten=1, binary=None):
     """Write the INI (sections merged over test defaults), start mpgw, wait
     until every listen port accepts. Returns a Gateway."""
@@ -192,16 +223,7 @@ def start_gateway(tmpdir, sections, nlisten=1, binary=None):
     if not os.access(binary, os.X_OK):
         raise AssertionError("%s is not built (run `make`)" % binary)
     ports = [free_port() for _ in range(nlisten)]
-    conf = {
-        "gateway": {"workers": "2", "log_level": "info",
-                    "access_log": "stderr"},
-        "socks5": {"listen": ",".join("127.0.0.1:%d" % p for p in ports),
-                   "methods": "none", "handshake_timeout": "10",
-                   "idle_timeout": "300"},
-        "upstream": {"mptcp": "on", "connect_timeout": "10"},
-    }
-    for sec, kv in (sections or {}).items():
-        conf.setdefault(sec, {}).update(kv)
+    conf = gateway_conf(["127.0.0.1:%d" % p for p in ports], sections)
     n = next(_instance)
     conf_path = os.path.join(tmpdir, "mpgw-%d.ini" % n)
     stderr_path = os.path.join(tmpdir, "mpgw-%d.stderr" % n)
@@ -213,18 +235,9 @@ def start_gateway(tmpdir, sections, nlisten=1, binary=None):
                                 stderr=err, cwd=tmpdir,
                                 preexec_fn=die_with_parent)
     gw = Gateway(proc, conf_path, ports, stderr_path, conf)
-    for p in ports:
-        try:
-            wait_until(lambda: accepts("127.0.0.1", p), START_TIMEOUT,
-                       "mpgw to accept on 127.0.0.1:%d" % p, proc=proc)
-        except AssertionError as e:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            gw.stopped = True
-            raise AssertionError("%s\n--- mpgw stderr ---\n%s"
-                                 % (e, gw.stderr_text())) from None
-    return gw
+    return await_gateway(gw, [
+        ("mpgw to accept on 127.0.0.1:%d" % p,
+         lambda p=p: accepts("127.0.0.1", p)) for p in ports])
 
 
 def run(argv, timeout=CLIENT_TIMEOUT, input=None, env=None):

@@ -89,9 +89,10 @@ def recv_exact(s, n, what="data"):
     return buf
 
 
-def recv_until_eof(s, timeout=IO_TIMEOUT):
-    """Everything until the peer closes. A reset counts as a close (the
-    bytes before it are kept). Raises TimeoutError if no EOF in timeout."""
+def recv_until_eof(s, timeout=IO_TIMEOUT, eof_errors=(ConnectionResetError,)):
+    """Everything until the peer closes. A reset (or another of eof_errors)
+    counts as a close (the bytes before it are kept). Raises TimeoutError if
+    no EOF in timeout."""
     deadline = time.monotonic() + timeout
     parts = []
     while True:
@@ -102,7 +103,7 @@ def recv_until_eof(s, timeout=IO_TIMEOUT):
         s.settimeout(left)
         try:
             b = s.recv(1 << 16)
-        except ConnectionResetError:
+        except eof_errors:
             break
         except socket.timeout:
             raise TimeoutError("no EOF within %.0f s; got %d bytes"

@@ -17,7 +17,6 @@ import ssl
 import struct
 import subprocess
 import threading
-import time
 import uuid
 
 import gwutil
@@ -122,24 +121,8 @@ def read_eof(s, timeout=EOF_WAIT):
     """Everything until EOF on a plain or TLS socket. A reset, a TLS EOF
     without close_notify or a TLS alert after the last byte all count as
     the end. Raises TimeoutError if the peer does not close in time."""
-    deadline = time.monotonic() + timeout
-    parts = []
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("no EOF within %.0f s" % timeout)
-        s.settimeout(left)
-        try:
-            b = s.recv(1 << 16)
-        except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
-            break
-        except socket.timeout:
-            raise TimeoutError("no EOF within %.0f s; got %d bytes"
-                               % (timeout, sum(map(len, parts))))
-        if not b:
-            break
-        parts.append(b)
-    return b"".join(parts)
+    return sr.recv_until_eof(s, timeout, eof_errors=(
+        ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError))
 
 
 def http_get(s, path, host="t"):
@@ -453,15 +436,7 @@ class Netns:
         """mpgw inside the namespace. listen: list of "addr:port" for
         socks5.listen (all checked for readiness, as are tls.listen ones).
         Returns a gwutil.Gateway (stop() checks exit 0 and sanitizers)."""
-        conf = {
-            "gateway": {"workers": "2", "log_level": "info",
-                        "access_log": "stderr"},
-            "socks5": {"listen": ",".join(listen), "methods": "none",
-                       "handshake_timeout": "10", "idle_timeout": "300"},
-            "upstream": {"mptcp": "on", "connect_timeout": "10"},
-        }
-        for sec, kv in sections.items():
-            conf.setdefault(sec, {}).update(kv)
+        conf = gwutil.gateway_conf(listen, sections)
         n = len(self.procs)
         conf_path = os.path.join(self.dir, "%s-mpgw-%d.ini" % (self.name, n))
         err_path = os.path.join(self.dir, "%s-mpgw-%d.stderr" % (self.name, n))
@@ -477,19 +452,13 @@ class Netns:
                   if a]
         ports = [int(a.rsplit(":", 1)[1]) for a in addrs]
         gw = gwutil.Gateway(proc, conf_path, ports, err_path, conf)
-        try:
-            for a in addrs:
-                host, port = a.rsplit(":", 1)
-                wait_until(lambda: self.accepts(host.strip("[]"), int(port)),
-                           START_TIMEOUT, "mpgw to accept on %s in %s"
-                           % (a, self.name), proc=proc)
-        except AssertionError as e:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            gw.stopped = True
-            raise AssertionError("%s\n--- mpgw stderr ---\n%s"
-                                 % (e, gw.stderr_text())) from None
+        checks = []
+        for a in addrs:
+            host, port = a.rsplit(":", 1)
+            checks.append(("mpgw to accept on %s in %s" % (a, self.name),
+                           lambda h=host.strip("[]"), p=int(port):
+                           self.accepts(h, p)))
+        gwutil.await_gateway(gw, checks)
         return gw
 
     def close(self):

@@ -16,12 +16,8 @@ import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TOP = os.path.dirname(os.path.dirname(HERE))
-LAB_SH = os.path.join(HERE, "lab.sh")
-BUILD = os.environ.get("MPGW_BUILD", "build")
-if not os.path.isabs(BUILD):
-    BUILD = os.path.join(TOP, BUILD)
+from labutil import BUILD, LAB_SH
+
 LINKEMU = os.path.join(BUILD, "linkemu")
 PY = sys.executable
 
