@@ -230,16 +230,22 @@ def _stats_lines(gw):
 
 def test_sigusr1_logs_counters(gateway, origin):
     """SIGUSR1 logs the counters: three sessions later, "accepted" has grown
-    by exactly three (the fixture's own readiness probe came before), and
-    the gateway keeps serving."""
-    gw = gateway()
+    by exactly three, and the gateway keeps serving."""
+    gw = gateway({"gateway": {"workers": "1"}})
+
+    def hello():
+        r = gwutil.curl("--socks5", "127.0.0.1:%d" % gw.port,
+                        "http://127.0.0.1:%d/hello" % origin.port)
+        assert r.returncode == 0 and r.stdout == b"hello\n", r.stderr
+
+    # One worker accepts in order: once this request is through, the
+    # fixture's readiness probe (connected earlier) has been counted too.
+    hello()
     gw.proc.send_signal(signal.SIGUSR1)
     gwutil.wait_until(lambda: len(_stats_lines(gw)) == 1, T, "stats line 1")
     before = int(_stats_lines(gw)[0][1])
     for _ in range(3):
-        r = gwutil.curl("--socks5", "127.0.0.1:%d" % gw.port,
-                        "http://127.0.0.1:%d/hello" % origin.port)
-        assert r.returncode == 0 and r.stdout == b"hello\n", r.stderr
+        hello()
     gw.proc.send_signal(signal.SIGUSR1)
     gwutil.wait_until(lambda: len(_stats_lines(gw)) == 2, T, "stats line 2")
     assert int(_stats_lines(gw)[1][1]) == before + 3, _stats_lines(gw)
