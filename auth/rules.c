@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "gateway/log.h"
+#include "lib/log.h"
 
 /* One of the gateway's own addresses, IPv4 ones in the first 4 bytes. */
 struct local_addr {

@@ -29,7 +29,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "gateway/socks5.h"
+#include "proto/socks5.h"
 
 /* A TLS record body: 2^14 plaintext plus at most 2048 of expansion. */
 #define TLS_RECORD_MAX (16384 + 2048)

@@ -1,7 +1,7 @@
 /*
  * Implicit mode: the Convert message (RFC 8803 plus mpgw's private TLVs,
  * DESIGN.md section 4) that rides in the SYN. Encoding and signing are the
- * shared codec's (gateway/convert.c); this file only fills in the request.
+ * shared codec's (proto/convert.c); this file only fills in the request.
  *
  * Connect for an address, Connect-Name for a fake-DNS name; Silent unless
  * `silent = off` (so the gateway sends no success reply and the shim needs
@@ -15,7 +15,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "gateway/convert.h"
+#include "proto/convert.h"
 
 ssize_t
 shim_convert_build(const struct shim_target *t, uint8_t *out, size_t cap)

@@ -20,7 +20,7 @@
  */
 #include "client-shim/shim.h"
 
-#include "gateway/convert.h"
+#include "proto/convert.h"
 
 #include <arpa/inet.h>
 #include <dlfcn.h>

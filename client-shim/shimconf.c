@@ -1,5 +1,5 @@
 #include "client-shim/shimconf.h"
-#include "gateway/socks5.h"
+#include "proto/socks5.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

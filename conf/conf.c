@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gateway/log.h"
-#include "gateway/socks5.h"
+#include "lib/log.h"
+#include "proto/socks5.h"
 
 /*
  * The schema is the table conf_cmds below: one row per key, naming its

@@ -1,5 +1,5 @@
 #include "gateway/access.h"
-#include "gateway/log.h"
+#include "lib/log.h"
 
 #include <fcntl.h>
 #include <inttypes.h>

@@ -21,12 +21,12 @@
 #include "auth/userdb.h"
 #include "conf/conf.h"
 #include "gateway/access.h"
-#include "gateway/log.h"
 #include "gateway/mptcp.h"
 #include "gateway/pool.h"
 #include "gateway/session.h"
 #include "gateway/snap.h"
 #include "gateway/worker.h"
+#include "lib/log.h"
 
 #define MPGW_VERSION "0.1.0"
 #define DEFAULT_CONFIG "/etc/mpgw/mpgw.ini"

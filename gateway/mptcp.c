@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gateway/log.h"
+#include "lib/log.h"
 
 #ifndef SOL_MPTCP
 #define SOL_MPTCP 284

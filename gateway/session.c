@@ -20,16 +20,16 @@
 #include "auth/tls.h"
 #include "auth/userdb.h"
 #include "gateway/access.h"
-#include "gateway/convert.h"
-#include "gateway/log.h"
 #include "gateway/mptcp.h"
 #include "gateway/pool.h"
 #include "gateway/relay.h"
 #include "gateway/snap.h"
-#include "gateway/socks5.h"
 #include "gateway/srclimit.h"
 #include "gateway/tlsio.h"
 #include "gateway/worker.h"
+#include "lib/log.h"
+#include "proto/convert.h"
+#include "proto/socks5.h"
 
 #define container_of(p, type, member) \
 	((type *)(void *)((char *)(p) - offsetof(type, member)))

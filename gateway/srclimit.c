@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "gateway/log.h"
+#include "lib/log.h"
 
 /*
  * Open addressing with linear probing and backward-shift deletion, so no

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gateway/log.h"
 #include "gateway/mptcp.h"
 #include "gateway/session.h"
+#include "lib/log.h"
 
 #define container_of(p, type, member) \
 	((type *)(void *)((char *)(p) - offsetof(type, member)))

@@ -91,8 +91,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gateway/convert.h"
-#include "gateway/socks5.h"
+#include "proto/convert.h"
+#include "proto/socks5.h"
 
 #ifndef TCPI_OPT_SYN_DATA
 #define TCPI_OPT_SYN_DATA 32

@@ -6,7 +6,7 @@
  *
  *   clang -std=c11 -D_GNU_SOURCE -I. -g -O1 \
  *       -fsanitize=fuzzer,address,undefined \
- *       tests/fuzz/fuzz_conf.c conf/conf.c gateway/log.c \
+ *       tests/fuzz/fuzz_conf.c conf/conf.c lib/log.c \
  *       $(pkg-config --cflags --libs inih) -o build/fuzz_conf
  *   build/fuzz_conf -max_total_time=60 [corpus-dir]
  */

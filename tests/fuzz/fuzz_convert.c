@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the Convert codec (gateway/convert.c).
+ * libFuzzer target for the Convert codec (proto/convert.c).
  *
  * For each input, as a request and as a reply:
  *  - the prefixes, each in a heap block of exactly its size (so ASan sees
@@ -12,11 +12,11 @@
  *
  *	clang -std=c11 -D_GNU_SOURCE -I. -g -O1 \
  *	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
- *	    -o fuzz_convert tests/fuzz/fuzz_convert.c gateway/convert.c \
+ *	    -o fuzz_convert tests/fuzz/fuzz_convert.c proto/convert.c \
  *	    $(pkg-config --cflags --libs openssl)
  *	./fuzz_convert -max_len=1100 -max_total_time=60
  */
-#include "gateway/convert.h"
+#include "proto/convert.h"
 
 #include <stdio.h>
 #include <stdlib.h>

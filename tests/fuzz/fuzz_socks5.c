@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for gateway/socks5.c. Runs every parser on the input,
+ * libFuzzer target for proto/socks5.c. Runs every parser on the input,
  * whole and cut at every point, and aborts unless:
  *   - the answers agree: a prefix answers AGAIN, or exactly what the whole
  *     input answers (same *used, same fields, same REP); AGAIN never comes
@@ -13,9 +13,9 @@
  * len is caught by AddressSanitizer.
  *
  *   clang -g -fsanitize=fuzzer,address,undefined -I. \
- *       tests/fuzz/fuzz_socks5.c gateway/socks5.c -o fuzz_socks5
+ *       tests/fuzz/fuzz_socks5.c proto/socks5.c -o fuzz_socks5
  */
-#include "gateway/socks5.h"
+#include "proto/socks5.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
-#include "gateway/log.h"
-#include "gateway/socks5.h"
+#include "lib/log.h"
+#include "proto/socks5.h"
 
 /* Big enough that it should not live on a test's stack. */
 static struct gw_conf conf;

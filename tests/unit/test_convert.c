@@ -1,10 +1,10 @@
 /*
- * Unit tests for the Convert codec (gateway/convert.c): hand-written wire
+ * Unit tests for the Convert codec (proto/convert.c): hand-written wire
  * vectors, every prefix of every valid message one byte at a time, each
  * malformed field with the byte at which it must be refused and its Error
  * code, writer -> parser round trips, and the MAC.
  */
-#include "gateway/convert.h"
+#include "proto/convert.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -18,8 +18,8 @@
 #include <string.h>
 
 #include "conf/conf.h"
-#include "gateway/log.h"
-#include "gateway/socks5.h"
+#include "lib/log.h"
+#include "proto/socks5.h"
 
 #define CONNECT SOCKS5_CMD_CONNECT
 #define BIND SOCKS5_CMD_BIND

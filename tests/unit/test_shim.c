@@ -18,7 +18,7 @@
 
 #include "client-shim/fakedns.c"
 #include "client-shim/shimconf.c"
-#include "gateway/socks5.h"
+#include "proto/socks5.h"
 
 static const char *const env_names[] = { "MPGW_GATEWAY", "MPGW_MODE",
 	"MPGW_METHOD", "MPGW_USER", "MPGW_PASSWORD", "MPGW_KEY", "MPGW_CA",

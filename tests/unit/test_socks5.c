@@ -1,12 +1,12 @@
 /*
- * Unit tests for gateway/socks5.c: table tests for each parser and writer,
+ * Unit tests for proto/socks5.c: table tests for each parser and writer,
  * every prefix of every valid message (one byte at a time), each malformed
  * field, writer round trips, the errno/REP mappings and address formatting.
  *
  * Every parse runs on a heap copy of exactly the bytes offered, so a parser
  * that reads past len trips AddressSanitizer in the asan build.
  */
-#include "gateway/socks5.h"
+#include "proto/socks5.h"
 
 #include <criterion/criterion.h>
 

@@ -1,4 +1,4 @@
-#include "gateway/convert.h"
+#include "proto/convert.h"
 
 #include <errno.h>
 #include <string.h>

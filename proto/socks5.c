@@ -1,4 +1,4 @@
-#include "gateway/socks5.h"
+#include "proto/socks5.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
