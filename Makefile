@@ -30,8 +30,8 @@ ALL_CFLAGS = $(PROJ_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
 GW_SRC   = $(wildcard lib/*.c proto/*.c conf/*.c auth/*.c gateway/*.c)
 GW_LIB   = $(filter-out gateway/main.c,$(GW_SRC))
 GW_OBJ   = $(GW_LIB:%.c=$(BUILD)/obj/%.o)
-# The codecs the shim shares with the gateway (DESIGN.md section 1).
-CODEC_SRC = proto/socks5.c proto/convert.c
+# What the shim shares with the gateway (DESIGN.md section 1).
+CODEC_SRC = lib/addr.c proto/socks5.c proto/convert.c
 SHIM_SRC = $(filter-out client-shim/mpgw-run.c,$(wildcard client-shim/*.c)) \
 	$(wildcard $(CODEC_SRC))
 SHIM_OBJ = $(SHIM_SRC:%.c=$(BUILD)/pic/%.o)
@@ -88,7 +88,8 @@ $(BUILD)/libmpgw.so: $(SHIM_OBJ)
 
 # The launcher checks the shim's config before exec: it shares the parser.
 $(BUILD)/mpgw-run: $(BUILD)/obj/client-shim/mpgw-run.o \
-		$(BUILD)/obj/client-shim/shimconf.o $(BUILD)/obj/proto/socks5.o
+		$(BUILD)/obj/client-shim/shimconf.o $(BUILD)/obj/proto/socks5.o \
+		$(BUILD)/obj/lib/addr.o
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^
 
 $(BUILD)/socksbench: $(BENCH_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libgw.a

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/addr.h"
 #include "lib/log.h"
 
 /* One of the gateway's own addresses, IPv4 ones in the first 4 bytes. */
@@ -22,27 +23,6 @@ static pthread_rwlock_t local_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct local_addr *local_list;
 static size_t local_n;
 static bool local_loaded;
-
-/*
- * If sa is an IPv4-mapped IPv6 address, write its IPv4 form into tmp and
- * return tmp; otherwise return sa. The result lives as long as both do.
- */
-static const struct sockaddr *
-unmap(const struct sockaddr *sa, struct sockaddr_in *tmp)
-{
-	const struct sockaddr_in6 *sin6;
-
-	if (sa == NULL || sa->sa_family != AF_INET6)
-		return sa;
-	sin6 = (const struct sockaddr_in6 *)(const void *)sa;
-	if (!IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
-		return sa;
-	memset(tmp, 0, sizeof(*tmp));
-	tmp->sin_family = AF_INET;
-	tmp->sin_port = sin6->sin6_port;
-	memcpy(&tmp->sin_addr, sin6->sin6_addr.s6_addr + 12, 4);
-	return (const struct sockaddr *)(const void *)tmp;
-}
 
 /*
  * Copy the address bytes of sa (already unmapped) into la. Returns false
@@ -78,11 +58,11 @@ static int
 local_add(
     struct local_addr **l, size_t *n, size_t *cap, const struct sockaddr *sa)
 {
-	struct sockaddr_in tmp;
+	struct sockaddr_storage tmp;
 	struct local_addr la, *nl;
 	size_t ncap;
 
-	if (sa == NULL || !to_local(unmap(sa, &tmp), &la))
+	if ((sa = addr_unmap(sa, &tmp)) == NULL || !to_local(sa, &la))
 		return 0;
 	for (size_t i = 0; i < *n; i++)
 		if (memcmp(&(*l)[i], &la, sizeof(la)) == 0)
@@ -176,14 +156,11 @@ v4_special(const uint8_t *a)
 bool
 auth_addr_is_protected(const struct sockaddr *sa)
 {
-	struct sockaddr_in tmp;
+	struct sockaddr_storage tmp;
 	struct local_addr la;
 	struct in6_addr a6;
 
-	if (sa == NULL)
-		return false;
-	sa = unmap(sa, &tmp);
-	if (!to_local(sa, &la))
+	if ((sa = addr_unmap(sa, &tmp)) == NULL || !to_local(sa, &la))
 		return false;
 	if (la.family == AF_INET) {
 		if (v4_special(la.addr))
@@ -195,26 +172,6 @@ auth_addr_is_protected(const struct sockaddr *sa)
 			return true;
 	}
 	return is_local(&la);
-}
-
-bool
-auth_addr_is_loopback(const struct sockaddr *sa)
-{
-	const struct sockaddr_in *sin;
-	const struct sockaddr_in6 *sin6;
-	struct sockaddr_in tmp = { 0 };
-
-	sa = unmap(sa, &tmp);
-	switch (sa->sa_family) {
-	case AF_INET:
-		sin = (const struct sockaddr_in *)(const void *)sa;
-		return ((const uint8_t *)&sin->sin_addr)[0] == 127;
-	case AF_INET6:
-		sin6 = (const struct sockaddr_in6 *)(const void *)sa;
-		return IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
-	default:
-		return false;
-	}
 }
 
 /*
@@ -301,7 +258,7 @@ auth_rules_check(const struct gw_conf *c, const struct sockaddr *client,
     const char *user, uint8_t cmd, const struct auth_target *t,
     const char **why)
 {
-	struct sockaddr_in ctmp, dtmp;
+	struct sockaddr_storage ctmp, dtmp;
 	const struct sockaddr *uclient, *udst;
 	const struct conf_rule *r;
 	const char *dummy;
@@ -311,10 +268,10 @@ auth_rules_check(const struct gw_conf *c, const struct sockaddr *client,
 		why = &dummy;
 	if (user == NULL)
 		user = "";
-	uclient = unmap(client, &ctmp);
-	udst = unmap(t->addr, &dtmp);
-	guarded =
-	    !auth_addr_is_loopback(uclient) && auth_addr_is_protected(t->addr);
+	if ((uclient = addr_unmap(client, &ctmp)) == NULL)
+		return CONF_DENY;	/* not an IP client: never ours */
+	udst = addr_unmap(t->addr, &dtmp);
+	guarded = !addr_is_loopback(uclient) && auth_addr_is_protected(t->addr);
 
 	for (size_t i = 0; i < c->n_rules; i++) {
 		r = &c->rules[i];

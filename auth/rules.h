@@ -85,7 +85,4 @@ int auth_rules_local_refresh(void);
  */
 bool auth_addr_is_protected(const struct sockaddr *sa);
 
-/* Is sa on loopback: 127/8, ::1, or ::ffff:127.0.0.0/104? */
-bool auth_addr_is_loopback(const struct sockaddr *sa);
-
 #endif

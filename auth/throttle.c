@@ -6,7 +6,9 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define THR_KEY_LEN 9 /* family tag, then 4 (IPv4) or 8 (/64) bytes */
+#include "lib/addr.h"
+
+#define THR_KEY_LEN ADDR_KEY_LEN
 #define THR_BUCKETS AUTH_THROTTLE_SLOTS /* a power of two */
 
 /*
@@ -33,40 +35,6 @@ static unsigned thr_tracked;
 static uint64_t thr_failures, thr_refusals;
 static uint64_t thr_seed;
 static bool thr_seeded;
-
-/*
- * The table key of client into key: IPv4 address, or the IPv6 /64.
- * False for a family that is neither.
- */
-static bool
-make_key(const struct sockaddr *sa, uint8_t *key)
-{
-	const struct sockaddr_in6 *sin6;
-	const uint8_t *a;
-
-	memset(key, 0, THR_KEY_LEN);
-	switch (sa->sa_family) {
-	case AF_INET:
-		key[0] = 4;
-		memcpy(key + 1,
-		    &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
-		    4);
-		return true;
-	case AF_INET6:
-		sin6 = (const struct sockaddr_in6 *)(const void *)sa;
-		a = sin6->sin6_addr.s6_addr;
-		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-			key[0] = 4;
-			memcpy(key + 1, a + 12, 4);
-		} else {
-			key[0] = 6;
-			memcpy(key + 1, a, 8);
-		}
-		return true;
-	default:
-		return false;
-	}
-}
 
 /*
  * The bucket of key. Seeded at first use so that sources cannot be chosen
@@ -201,7 +169,7 @@ auth_throttle_blocked(const struct sockaddr *client, double now)
 	bool blocked = false;
 	uint16_t i;
 
-	if (!make_key(client, key))
+	if (!addr_source_key(client, key))
 		return false;
 	pthread_mutex_lock(&thr_lock);
 	if ((i = find(key)) != 0) {
@@ -239,7 +207,7 @@ auth_throttle_fail(const struct sockaddr *client, unsigned fail_limit,
 
 	pthread_mutex_lock(&thr_lock);
 	thr_failures++;
-	if (!make_key(client, key)) {
+	if (!addr_source_key(client, key)) {
 		pthread_mutex_unlock(&thr_lock);
 		return 0;
 	}
@@ -272,7 +240,7 @@ auth_throttle_success(const struct sockaddr *client)
 	uint8_t key[THR_KEY_LEN];
 	uint16_t i;
 
-	if (!make_key(client, key))
+	if (!addr_source_key(client, key))
 		return;
 	pthread_mutex_lock(&thr_lock);
 	if ((i = find(key)) != 0)

@@ -26,6 +26,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "lib/addr.h"
+
 #define AI_REGISTRY 256
 #define HOSTS_LINE_MAX 1024
 
@@ -178,17 +180,11 @@ fake_for(const char *name, int af, uint16_t port, struct sockaddr_storage *ss,
 static bool
 name_of(const struct sockaddr *sa, char *out, size_t cap)
 {
-	struct sockaddr_in s4;
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+	struct sockaddr_storage u;
 	uint32_t slot;
 
-	if (sa->sa_family == AF_INET6 &&
-	    IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-		memset(&s4, 0, sizeof(s4));
-		s4.sin_family = AF_INET;
-		memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
-		sa = (const struct sockaddr *)&s4;
-	}
+	if ((sa = addr_unmap(sa, &u)) == NULL)
+		return false;
 	if (!shim_fdns_slot(&shim_conf.fake4, sa, &slot) &&
 	    !shim_fdns_slot(&shim_conf.fake6, sa, &slot))
 		return false;

@@ -20,6 +20,7 @@
  */
 #include "client-shim/shim.h"
 
+#include "lib/addr.h"
 #include "proto/convert.h"
 
 #include <arpa/inet.h>
@@ -451,40 +452,17 @@ enum route {
 	ROUTE_FAIL,		/* fail with t->err */
 };
 
+/* Loopback and the unspecified address never go through the gateway. */
 static bool
 is_loopback_or_any(const struct sockaddr *sa)
 {
-	if (sa->sa_family == AF_INET) {
-		uint32_t a = ntohl(((const struct sockaddr_in *)sa)->
-		    sin_addr.s_addr);
-
-		return (a >> 24) == 127 || a == 0;
-	}
-	const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->
-	    sin6_addr;
-
-	return IN6_IS_ADDR_LOOPBACK(a6) || IN6_IS_ADDR_UNSPECIFIED(a6);
-}
-
-/* Unmaps ::ffff:a.b.c.d into an AF_INET sockaddr. */
-static void
-unmap(const struct sockaddr *sa, struct sockaddr_storage *out)
-{
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-
-	memset(out, 0, sizeof(*out));
-	if (sa->sa_family == AF_INET6 &&
-	    IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)out;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = s6->sin6_port;
-		memcpy(&s4->sin_addr, &s6->sin6_addr.s6_addr[12], 4);
-	} else if (sa->sa_family == AF_INET6) {
-		memcpy(out, sa, sizeof(struct sockaddr_in6));
-	} else {
-		memcpy(out, sa, sizeof(struct sockaddr_in));
-	}
+	if (addr_is_loopback(sa))
+		return true;
+	if (sa->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)sa)->
+		    sin_addr.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)(const
+	    void *)sa)->sin6_addr);
 }
 
 static bool
@@ -534,11 +512,11 @@ classify(int fd, const struct sockaddr *sa, socklen_t len,
 	    *dom != sa->sa_family)
 		return ROUTE_PASS;
 	memset(t, 0, sizeof(*t));
-	unmap(sa, &t->addr);
+	(void)addr_unmap(sa, &t->addr);
 	t->port = ntohs(((const struct sockaddr_in *)&t->addr)->sin_port);
 	if (is_loopback_or_any((struct sockaddr *)&t->addr))
 		return ROUTE_PASS;
-	unmap((const struct sockaddr *)&shim_conf.gw, &gw);
+	(void)addr_unmap((const struct sockaddr *)&shim_conf.gw, &gw);
 	if (conf_ok && same_endpoint((struct sockaddr *)&t->addr,
 	    (struct sockaddr *)&gw))
 		return ROUTE_PASS;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/addr.h"
 #include "lib/log.h"
 #include "proto/socks5.h"
 
@@ -63,20 +64,6 @@ struct conf_cmd {
 	size_t off2;		/* a list's array, where there is one */
 	unsigned long min;	/* range, or string length bounds */
 	unsigned long max;
-};
-
-static const struct {
-	uint8_t code;
-	const char *name;
-	bool parsable;
-} conf_methods[] = {
-	{ SOCKS5_METHOD_NONE, "none", true },
-	{ SOCKS5_METHOD_GSSAPI, "gssapi", false },
-	{ SOCKS5_METHOD_USERPASS, "userpass", true },
-	{ SOCKS5_METHOD_TLS, "tls", true },
-	{ SOCKS5_METHOD_TLS_USERPASS, "tls-userpass", true },
-	{ SOCKS5_METHOD_TLS_LOGIN, "tls-login", true },
-	{ SOCKS5_METHOD_UNACCEPTABLE, "unacceptable", false },
 };
 
 /*
@@ -361,7 +348,7 @@ set_methods(const struct conf_cmd *cmd, void *base, const char *v,
 	int r, code;
 
 	while ((r = next_item(&sp, item, sizeof(item), why, whylen)) == 1) {
-		if ((code = conf_method_parse(item)) == -1) {
+		if ((code = socks5_method_parse(item)) == -1) {
 			snprintf(why, whylen, "%s is not a method (none, "
 			    "userpass, tls, tls-userpass, tls-login)",
 			    quote(q, item));
@@ -1047,28 +1034,6 @@ conf_handler(void *arg, const char *section, const char *name,
 	return 1;
 }
 
-/* True if a is 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
-static bool
-addr_is_loopback(const struct conf_addr *a)
-{
-	const struct sockaddr_in *sin;
-	const struct sockaddr_in6 *sin6;
-
-	switch (a->ss.ss_family) {
-	case AF_INET:
-		sin = (const struct sockaddr_in *)&a->ss;
-		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
-	case AF_INET6:
-		sin6 = (const struct sockaddr_in6 *)&a->ss;
-		if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
-			return true;
-		return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) &&
-		    sin6->sin6_addr.s6_addr[12] == 127;
-	default:
-		return false;
-	}
-}
-
 /* True if c->methods holds m. */
 static bool
 has_method(const struct gw_conf *c, uint8_t m)
@@ -1089,7 +1054,7 @@ open_addr(const struct conf_addr_list *l, bool unauthenticated)
 	if (!unauthenticated)
 		return NULL;
 	for (size_t i = 0; i < l->n; i++)
-		if (!addr_is_loopback(&l->a[i]))
+		if (!addr_is_loopback((const struct sockaddr *)&l->a[i].ss))
 			return &l->a[i];
 	return NULL;
 }
@@ -1133,13 +1098,13 @@ cross_check(struct parse *p)
 
 		if (tls && !cert) {
 			fail(p, ml, "socks5.methods: %s needs tls.cert and "
-			    "tls.key", conf_method_name(m));
+			    "tls.key", socks5_method_name(m));
 			return;
 		}
 		if ((m == SOCKS5_METHOD_USERPASS ||
 		    m == SOCKS5_METHOD_TLS_USERPASS) && c->users[0] == '\0') {
 			fail(p, ml, "socks5.methods: %s needs auth.users",
-			    conf_method_name(m));
+			    socks5_method_name(m));
 			return;
 		}
 		if (m == SOCKS5_METHOD_TLS_LOGIN && c->users[0] == '\0' &&
@@ -1406,52 +1371,23 @@ prefix_eq(const uint8_t *a, const uint8_t *b, unsigned plen)
 bool
 conf_cidr_match(const struct conf_cidr *c, const struct sockaddr *sa)
 {
-	const struct sockaddr_in *sin;
-	const struct sockaddr_in6 *sin6;
-	const uint8_t *a;
+	struct sockaddr_storage tmp;
+	const struct sockaddr *u;
 
-	switch (sa->sa_family) {
-	case AF_INET:
-		if (c->family != AF_INET)
+	/*
+	 * An IPv4 prefix also matches ::ffff:a.b.c.d, which is how a
+	 * dual-stack socket sees IPv4 clients; an IPv6 prefix sees the
+	 * address as given.
+	 */
+	if (c->family == AF_INET) {
+		if ((u = addr_unmap(sa, &tmp)) == NULL || u->sa_family != AF_INET)
 			return false;
-		sin = (const struct sockaddr_in *)(const void *)sa;
-		a = (const uint8_t *)&sin->sin_addr;
-		break;
-	case AF_INET6:
-		sin6 = (const struct sockaddr_in6 *)(const void *)sa;
-		a = sin6->sin6_addr.s6_addr;
-		if (c->family == AF_INET) {
-			/* A dual-stack socket sees IPv4 clients as
-			 * ::ffff:a.b.c.d; IPv4 rules must still apply. */
-			if (!IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
-				return false;
-			a += 12;
-		} else if (c->family != AF_INET6)
-			return false;
-		break;
-	default:
-		return false;
+		return prefix_eq(c->addr, (const uint8_t *)&((const struct
+		    sockaddr_in *)(const void *)u)->sin_addr, c->plen);
 	}
-	return prefix_eq(c->addr, a, c->plen);
+	if (sa->sa_family != AF_INET6)
+		return false;
+	return prefix_eq(c->addr, ((const struct sockaddr_in6 *)(const void *)
+	    sa)->sin6_addr.s6_addr, c->plen);
 }
 
-int
-conf_method_parse(const char *s)
-{
-	for (size_t i = 0; i < sizeof(conf_methods) / sizeof(conf_methods[0]);
-	    i++)
-		if (conf_methods[i].parsable &&
-		    strcmp(conf_methods[i].name, s) == 0)
-			return conf_methods[i].code;
-	return -1;
-}
-
-const char *
-conf_method_name(uint8_t method)
-{
-	for (size_t i = 0; i < sizeof(conf_methods) / sizeof(conf_methods[0]);
-	    i++)
-		if (conf_methods[i].code == method)
-			return conf_methods[i].name;
-	return "unknown";
-}

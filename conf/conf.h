@@ -141,10 +141,5 @@ int conf_parse_addr(const char *s, struct conf_addr *a);
 /* Parse "10.0.0.0/8", "::1", "fe80::/10": 0 or -1. */
 int conf_parse_cidr(const char *s, struct conf_cidr *c);
 bool conf_cidr_match(const struct conf_cidr *c, const struct sockaddr *sa);
-/* Parse a method name ("none", "userpass", "tls", "tls-userpass",
- * "tls-login") to its code; -1 if unknown. */
-int conf_method_parse(const char *s);
-/* A method code's name, for logs ("unknown" for codes we do not know). */
-const char *conf_method_name(uint8_t method);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "lib/log.h"
+#include "lib/util.h"
 
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
@@ -149,8 +150,7 @@ doneq_drain(struct pool_doneq *q)
 static void
 doneq_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
-	struct pool_doneq *q = (struct pool_doneq *)((char *)w -
-	    offsetof(struct pool_doneq, async));
+	struct pool_doneq *q = container_of(w, struct pool_doneq, async);
 
 	(void)loop;
 	(void)revents;

@@ -9,9 +9,7 @@
 
 #include "gateway/tlsio.h"
 #include "gateway/worker.h"
-
-#define container_of(p, type, member) \
-	((type *)(void *)((char *)(p) - offsetof(type, member)))
+#include "lib/util.h"
 
 static void relay_dir_update(struct relay_dir *d);
 

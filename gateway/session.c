@@ -27,12 +27,11 @@
 #include "gateway/srclimit.h"
 #include "gateway/tlsio.h"
 #include "gateway/worker.h"
+#include "lib/addr.h"
 #include "lib/log.h"
+#include "lib/util.h"
 #include "proto/convert.h"
 #include "proto/socks5.h"
-
-#define container_of(p, type, member) \
-	((type *)(void *)((char *)(p) - offsetof(type, member)))
 
 /* Enough for a greeting, an RFC 1929 message and a request back to back. */
 #define SESS_IN_MAX 1280
@@ -238,18 +237,6 @@ sess_consume(struct session *s, size_t n)
 	s->in_len -= n;
 }
 
-static const char *
-sockaddr_format(const struct sockaddr *sa, char *out, size_t cap)
-{
-	struct socks5_addr a;
-
-	if (socks5_addr_from_sockaddr(&a, sa) == -1)
-		snprintf(out, cap, "?");
-	else
-		socks5_addr_format(&a, out, cap);
-	return out;
-}
-
 /* --- GREETING --------------------------------------------------------- */
 
 /* May the client use this method? Only methods built in and configured. */
@@ -265,7 +252,7 @@ sess_method_usable(const struct session *s, uint8_t m)
 		/* Cleartext passwords stay on this host unless allowed. */
 		return s->snap->users != NULL && (s->tls_listener ||
 		    sess_conf(s)->allow_cleartext_password ||
-		    auth_addr_is_loopback((const struct sockaddr *)&s->peer));
+		    addr_is_loopback((const struct sockaddr *)&s->peer));
 	case SOCKS5_METHOD_TLS:
 		return tls;
 	case SOCKS5_METHOD_TLS_USERPASS:
@@ -1369,27 +1356,6 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	}
 }
 
-static const char *
-sess_method_name(uint8_t m)
-{
-	switch ((enum socks5_method)m) {
-	case SOCKS5_METHOD_NONE:
-		return "none";
-	case SOCKS5_METHOD_USERPASS:
-		return "userpass";
-	case SOCKS5_METHOD_TLS:
-		return "tls";
-	case SOCKS5_METHOD_TLS_USERPASS:
-		return "tls-userpass";
-	case SOCKS5_METHOD_TLS_LOGIN:
-		return "tls-login";
-	case SOCKS5_METHOD_GSSAPI:
-	case SOCKS5_METHOD_UNACCEPTABLE:
-		break;
-	}
-	return "-";
-}
-
 /* Log the session, release everything it holds and free it. */
 static void
 sess_close(struct session *s)
@@ -1411,7 +1377,9 @@ sess_close(struct session *s)
 	e.id = s->id;
 	e.client = s->client;
 	e.user = s->user;
-	e.method = s->convert ? "convert" : sess_method_name(s->method);
+	e.method = s->convert ? "convert" :
+	    s->method == SOCKS5_METHOD_UNACCEPTABLE ? "-" :
+	    socks5_method_name(s->method);
 	e.target = s->target[0] ? s->target : NULL;
 	e.result = s->result != NULL ? s->result : "ok";
 	e.mptcp = st.mptcp;
@@ -1493,7 +1461,7 @@ sess_accept(struct worker *w, struct listener *l, int fd,
 	if (!srclimit_acquire(peer, c->max_per_source)) {
 		if (sess_log_refusal(w))
 			log_warnx("max_per_source (%u) reached by %s: refusing "
-			    "connections", c->max_per_source, sockaddr_format(
+			    "connections", c->max_per_source, addr_format(
 			    peer, esc, sizeof(esc)));
 		snap_unref(snap);
 		close(fd);
@@ -1520,7 +1488,7 @@ sess_accept(struct worker *w, struct listener *l, int fd,
 	    SESS_GREETING;
 	s->started = ev_now(w->loop);
 	memcpy(&s->peer, peer, peer_len);
-	sockaddr_format(peer, s->client, sizeof(s->client));
+	addr_format(peer, s->client, sizeof(s->client));
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	ev_io_init(&s->cio, client_cb, fd, EV_READ);
 	ev_init(&s->timer, timer_cb);

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "lib/log.h"
+#include "lib/addr.h"
 
 /*
  * Open addressing with linear probing and backward-shift deletion, so no
@@ -14,7 +14,7 @@
 #define SRC_SLOTS 8192
 
 struct src_slot {
-	uint8_t addr[16];	/* IPv4 as v4-mapped IPv6; IPv6 by /64 */
+	uint8_t addr[ADDR_KEY_LEN];	/* addr_source_key() */
 	unsigned count;
 };
 
@@ -22,42 +22,23 @@ static pthread_mutex_t src_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct src_slot src_table[SRC_SLOTS];
 static unsigned src_used;
 
-static void
-src_key(const struct sockaddr *sa, uint8_t key[16])
-{
-	memset(key, 0, 16);
-	if (sa->sa_family == AF_INET) {
-		key[10] = key[11] = 0xff;
-		memcpy(key + 12, &((const struct sockaddr_in *)(const void *)sa)
-		    ->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6) {
-		const uint8_t *a = ((const struct sockaddr_in6 *)(const void *)
-		    sa)->sin6_addr.s6_addr;
-
-		/* One IPv6 client usually owns a /64: count it as one source. */
-		memcpy(key, a, IN6_IS_ADDR_V4MAPPED(
-		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr) ?
-		    16 : 8);
-	}
-}
-
 static size_t
-src_hash(const uint8_t key[16])
+src_hash(const uint8_t key[ADDR_KEY_LEN])
 {
 	uint64_t h = 1469598103934665603ULL;	/* FNV-1a */
 
-	for (int i = 0; i < 16; i++)
+	for (int i = 0; i < ADDR_KEY_LEN; i++)
 		h = (h ^ key[i]) * 1099511628211ULL;
 	return (size_t)(h % SRC_SLOTS);
 }
 
 /* The slot holding key, or the empty slot where it would go. */
 static size_t
-src_find(const uint8_t key[16])
+src_find(const uint8_t key[ADDR_KEY_LEN])
 {
 	size_t i = src_hash(key);
 
-	while (src_table[i].count > 0 && memcmp(src_table[i].addr, key, 16))
+	while (src_table[i].count > 0 && memcmp(src_table[i].addr, key, ADDR_KEY_LEN))
 		i = (i + 1) % SRC_SLOTS;
 	return i;
 }
@@ -65,13 +46,14 @@ src_find(const uint8_t key[16])
 bool
 srclimit_acquire(const struct sockaddr *sa, unsigned max)
 {
-	uint8_t key[16];
+	uint8_t key[ADDR_KEY_LEN];
 	size_t i;
 	bool ok = true;
 
 	if (max == 0)
 		return true;
-	src_key(sa, key);
+	if (!addr_source_key(sa, key))
+		return true;	/* not an IP source: nothing to count */
 	pthread_mutex_lock(&src_mu);
 	i = src_find(key);
 	if (src_table[i].count == 0) {
@@ -80,7 +62,7 @@ srclimit_acquire(const struct sockaddr *sa, unsigned max)
 			ok = false;
 			goto out;
 		}
-		memcpy(src_table[i].addr, key, 16);
+		memcpy(src_table[i].addr, key, ADDR_KEY_LEN);
 		src_used++;
 	} else if (src_table[i].count >= max) {
 		ok = false;
@@ -95,10 +77,11 @@ out:
 void
 srclimit_release(const struct sockaddr *sa)
 {
-	uint8_t key[16];
+	uint8_t key[ADDR_KEY_LEN];
 	size_t i, j;
 
-	src_key(sa, key);
+	if (!addr_source_key(sa, key))
+		return;
 	pthread_mutex_lock(&src_mu);
 	i = src_find(key);
 	if (src_table[i].count == 0 || --src_table[i].count > 0)

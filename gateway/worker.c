@@ -13,9 +13,7 @@
 #include "gateway/mptcp.h"
 #include "gateway/session.h"
 #include "lib/log.h"
-
-#define container_of(p, type, member) \
-	((type *)(void *)((char *)(p) - offsetof(type, member)))
+#include "lib/util.h"
 
 /* Connections taken per accept event, so one busy listener cannot starve. */
 #define ACCEPT_BURST 64

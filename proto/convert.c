@@ -7,6 +7,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "lib/addr.h"
+
 /*
  * Wire format (RFC 8803 section 4, DESIGN.md section 4). Every multi-byte
  * field is in network byte order.
@@ -779,25 +781,15 @@ int
 conv_addr_to_sockaddr(
     const struct conv_msg *m, struct sockaddr_storage *ss, socklen_t *sslen)
 {
-	struct sockaddr_in *sin;
-	struct sockaddr_in6 *sin6;
+	struct sockaddr_in6 sin6;
 
 	if (!m->has_connect)
 		return -1;
-	memset(ss, 0, sizeof(*ss));
-	if (IN6_IS_ADDR_V4MAPPED(&m->addr)) {
-		sin = (struct sockaddr_in *)(void *)ss;
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(m->port);
-		memcpy(&sin->sin_addr, m->addr.s6_addr + 12, 4);
-		*sslen = sizeof(*sin);
-	} else {
-		sin6 = (struct sockaddr_in6 *)(void *)ss;
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(m->port);
-		sin6->sin6_addr = m->addr;
-		*sslen = sizeof(*sin6);
-	}
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_port = htons(m->port);
+	sin6.sin6_addr = m->addr;
+	*sslen = addr_len(addr_unmap((const struct sockaddr *)&sin6, ss));
 	return 0;
 }
 

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/addr.h"
+
 /*
  * Every parser below is a pure function of (buf, len): it looks at the fields
  * in wire order and stops at the first one that is either wrong (BAD) or not
@@ -490,33 +492,28 @@ socks5_parse_reply(const uint8_t *buf, size_t len, uint8_t *rep,
 int
 socks5_addr_from_sockaddr(struct socks5_addr *a, const struct sockaddr *sa)
 {
-	struct sockaddr_in sin;
-	struct sockaddr_in6 sin6;
+	struct sockaddr_storage ss;
+	const struct sockaddr *u = addr_unmap(sa, &ss);
 
-	/* Copies, because sa need not be aligned for the larger structs. */
 	memset(a, 0, sizeof(*a));
-	switch (sa->sa_family) {
-	case AF_INET:
-		memcpy(&sin, sa, sizeof(sin));
-		a->atyp = SOCKS5_ATYP_IPV4;
-		memcpy(a->u.v4, &sin.sin_addr, 4);
-		a->port = ntohs(sin.sin_port);
-		return 0;
-	case AF_INET6:
-		memcpy(&sin6, sa, sizeof(sin6));
-		if (IN6_IS_ADDR_V4MAPPED(&sin6.sin6_addr)) {
-			a->atyp = SOCKS5_ATYP_IPV4;
-			memcpy(a->u.v4, sin6.sin6_addr.s6_addr + 12, 4);
-		} else {
-			a->atyp = SOCKS5_ATYP_IPV6;
-			memcpy(a->u.v6, sin6.sin6_addr.s6_addr, 16);
-		}
-		a->port = ntohs(sin6.sin6_port);
-		return 0;
-	default:
+	if (u == NULL) {
 		errno = EAFNOSUPPORT;
 		return -1;
 	}
+	if (u->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)u;
+
+		a->atyp = SOCKS5_ATYP_IPV4;
+		memcpy(a->u.v4, &sin->sin_addr, 4);
+		a->port = ntohs(sin->sin_port);
+	} else {
+		const struct sockaddr_in6 *sin6 = (const void *)u;
+
+		a->atyp = SOCKS5_ATYP_IPV6;
+		memcpy(a->u.v6, sin6->sin6_addr.s6_addr, 16);
+		a->port = ntohs(sin6->sin6_port);
+	}
+	return 0;
 }
 
 /*
@@ -641,6 +638,46 @@ socks5_errno_from_rep(uint8_t rep)
 }
 
 /* RFC 1928 section 6 name of rep, for logs; never NULL. */
+/*
+ * Method names, as configured in socks5.methods and written in logs. The
+ * switch has no default so that a new method without a name fails to
+ * build (-Wswitch-enum).
+ */
+const char *
+socks5_method_name(uint8_t method)
+{
+	switch ((enum socks5_method)method) {
+	case SOCKS5_METHOD_NONE:
+		return "none";
+	case SOCKS5_METHOD_GSSAPI:
+		return "gssapi";
+	case SOCKS5_METHOD_USERPASS:
+		return "userpass";
+	case SOCKS5_METHOD_TLS:
+		return "tls";
+	case SOCKS5_METHOD_TLS_USERPASS:
+		return "tls-userpass";
+	case SOCKS5_METHOD_TLS_LOGIN:
+		return "tls-login";
+	case SOCKS5_METHOD_UNACCEPTABLE:
+		return "unacceptable";
+	}
+	return "unknown";
+}
+
+int
+socks5_method_parse(const char *s)
+{
+	static const uint8_t usable[] = { SOCKS5_METHOD_NONE,
+		SOCKS5_METHOD_USERPASS, SOCKS5_METHOD_TLS,
+		SOCKS5_METHOD_TLS_USERPASS, SOCKS5_METHOD_TLS_LOGIN };
+
+	for (size_t i = 0; i < sizeof(usable); i++)
+		if (strcmp(socks5_method_name(usable[i]), s) == 0)
+			return usable[i];
+	return -1;
+}
+
 const char *
 socks5_rep_str(uint8_t rep)
 {

@@ -173,6 +173,11 @@ int socks5_parse_hostport(const char *s, char *host, size_t hostcap,
 uint8_t socks5_rep_from_errno(int err);
 /* The client shim's mapping back: REP -> errno for connect(). */
 int socks5_errno_from_rep(uint8_t rep);
+/* A method's name ("none", "userpass", "tls", "tls-userpass", "tls-login",
+ * also "gssapi" and "unacceptable"); "unknown" for other codes. */
+const char *socks5_method_name(uint8_t method);
+/* The code of a method the gateway offers, by name; -1 for any other. */
+int socks5_method_parse(const char *s);
 /* Human-readable REP name ("connection refused"); never NULL. */
 const char *socks5_rep_str(uint8_t rep);
 

@@ -727,25 +727,6 @@ Test(conf, type_methods)
 	    "socks5.methods: empty item in the list");
 }
 
-Test(conf, method_names)
-{
-	static const char *const names[] = { "none", "userpass", "tls",
-	    "tls-userpass", "tls-login" };
-
-	for (size_t i = 0; i < 5; i++) {
-		int m = conf_method_parse(names[i]);
-
-		cr_assert_neq(m, -1);
-		cr_assert_str_eq(conf_method_name((uint8_t)m), names[i]);
-	}
-	cr_assert_eq(conf_method_parse("tls-login"), 0x83);
-	cr_assert_eq(conf_method_parse("NONE"), -1);
-	cr_assert_eq(conf_method_parse("gssapi"), -1);
-	cr_assert_eq(conf_method_parse(""), -1);
-	cr_assert_str_eq(conf_method_name(0x01), "gssapi");
-	cr_assert_str_eq(conf_method_name(0x42), "unknown");
-}
-
 Test(conf, parse_addr_good)
 {
 	struct conf_addr a;

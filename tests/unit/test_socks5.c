@@ -951,3 +951,22 @@ Test(socks5, rep_str)
 	for (i = 0; i < 256; i++)
 		cr_assert_not_null(socks5_rep_str((uint8_t)i));
 }
+
+Test(socks5, method_names)
+{
+	static const char *const names[] = { "none", "userpass", "tls",
+	    "tls-userpass", "tls-login" };
+
+	for (size_t i = 0; i < 5; i++) {
+		int m = socks5_method_parse(names[i]);
+
+		cr_assert_neq(m, -1);
+		cr_assert_str_eq(socks5_method_name((uint8_t)m), names[i]);
+	}
+	cr_assert_eq(socks5_method_parse("tls-login"), 0x83);
+	cr_assert_eq(socks5_method_parse("NONE"), -1);
+	cr_assert_eq(socks5_method_parse("gssapi"), -1);
+	cr_assert_eq(socks5_method_parse(""), -1);
+	cr_assert_str_eq(socks5_method_name(0x01), "gssapi");
+	cr_assert_str_eq(socks5_method_name(0x42), "unknown");
+}
