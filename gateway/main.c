@@ -25,6 +25,7 @@
 #include "gateway/pool.h"
 #include "gateway/session.h"
 #include "gateway/snap.h"
+#include "gateway/stats.h"
 #include "gateway/worker.h"
 #include "lib/log.h"
 
@@ -127,7 +128,7 @@ drain_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)t;
 	(void)revents;
 	log_warnx("drain: %u session(s) still open after %.0f s: closing them",
-	    sess_count(), DRAIN_TIMEOUT);
+	    (unsigned)stats_get(STAT_OPEN), DRAIN_TIMEOUT);
 	stop_all(loop);
 }
 
@@ -141,13 +142,13 @@ signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	}
 	if (draining) {
 		log_info("second signal: closing %u session(s) now",
-		    sess_count());
+		    (unsigned)stats_get(STAT_OPEN));
 		stop_all(loop);
 		return;
 	}
 	draining = true;
 	log_info("signal %d: no new connections; draining %u session(s)",
-	    sig->signum, sess_count());
+	    sig->signum, (unsigned)stats_get(STAT_OPEN));
 	for (unsigned i = 0; i < n_workers; i++)
 		worker_command(&workers[i], WORKER_CMD_DRAIN);
 	ev_timer_init(&drain_timer, drain_timeout_cb, DRAIN_TIMEOUT, 0.);
@@ -158,21 +159,10 @@ signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 static void
 stats_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 {
-	struct sess_stats ss;
-	struct auth_throttle_stats ts;
-	struct auth_replay_stats rs;
-
 	(void)loop;
 	(void)sig;
 	(void)revents;
-	sess_stats(&ss);
-	auth_throttle_stats(&ts);
-	auth_replay_stats(&rs);
-	log_info("stats: sessions open %u, accepted %" PRIu64 "; failed logins "
-	    "%" PRIu64 ", refused connections %" PRIu64 ", sources tracked "
-	    "%u; convert replays refused %" PRIu64 ", nonces remembered %zu",
-	    ss.open, ss.accepted, ts.failures, ts.refusals, ts.tracked,
-	    ss.convert_replays, rs.live);
+	stats_log();
 }
 
 static void

@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gateway/tlsio.h"
+#include "gateway/transport.h"
 #include "gateway/worker.h"
 #include "lib/util.h"
 
@@ -64,14 +64,11 @@ dir_flush(struct relay_dir *d)
 		bool from_buf = d->len - d->off > 0;
 
 		/* Buffered bytes (early data) go before anything in the pipe. */
-		if (from_buf && d->tout != NULL)
-			n = tlsio_write(d->tout, d->buf + d->off,
+		if (from_buf)
+			n = d->to->ops->send(d->to, d->buf + d->off,
 			    d->len - d->off);
-		else if (from_buf)
-			n = send(d->to, d->buf + d->off, d->len - d->off,
-			    MSG_NOSIGNAL);
 		else
-			n = splice(d->pipe[0], NULL, d->to, NULL, d->inpipe,
+			n = splice(d->pipe[0], NULL, d->to->fd, NULL, d->inpipe,
 			    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n == -1) {
 			if (errno == EINTR)
@@ -106,14 +103,13 @@ dir_fill(struct relay_dir *d)
 		(void)worker_pipe_get(w, d->pipe);	/* else: a buffer */
 	for (;;) {
 		if (d->pipe[0] != -1) {
-			n = splice(d->from, NULL, d->pipe[1], NULL, w->buf_size,
-			    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			n = splice(d->from->fd, NULL, d->pipe[1], NULL,
+			    w->buf_size, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		} else {
 			if (d->buf == NULL && (d->buf = worker_buf_get(w)) ==
 			    NULL)
 				return -1;
-			n = d->tin != NULL ? tlsio_read(d->tin, d->buf,
-			    w->buf_size) : recv(d->from, d->buf, w->buf_size, 0);
+			n = d->from->ops->recv(d->from, d->buf, w->buf_size);
 		}
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -141,14 +137,14 @@ dir_fill(struct relay_dir *d)
  * e.g. a KeyUpdate answer): wait for that instead of spinning on EV_READ.
  */
 static void
-dir_tls_wait(struct relay_dir *d)
+dir_read_wait(struct relay_dir *d)
 {
-	int ev = d->tin != NULL && d->tin->want_write ? EV_WRITE : EV_READ;
+	int ev = xport_wait_events(d->from);
 
 	if ((d->rd.events & (EV_READ | EV_WRITE)) == ev)
 		return;
 	ev_io_stop(d->r->w->loop, &d->rd);
-	ev_io_set(&d->rd, d->from, ev);
+	ev_io_set(&d->rd, d->from->fd, ev);
 	ev_io_start(d->r->w->loop, &d->rd);
 }
 
@@ -173,12 +169,12 @@ dir_rd_cb(struct ev_loop *loop, ev_io *io, int revents)
 		}
 		dir_pipe_release(d);
 		if (rc == -1) {
-			dir_tls_wait(d);
+			dir_read_wait(d);
 			return;
 		}
 	} else {
 		r->last_active = ev_now(loop);
-		dir_tls_wait(d);
+		dir_read_wait(d);
 	}
 	if (rc == 1 && dir_flush(d) == -1) {
 		relay_fail(r, errno);
@@ -221,7 +217,7 @@ relay_dir_update(struct relay_dir *d)
 	if (!d->eof) {
 		ev_io_start(loop, &d->rd);
 		/* Decrypted bytes in OpenSSL make the socket look idle. */
-		if (d->tin != NULL && tlsio_pending(d->tin))
+		if (d->from->ops->pending(d->from))
 			ev_feed_event(loop, &d->rd, EV_READ);
 		return;
 	}
@@ -232,30 +228,31 @@ relay_dir_update(struct relay_dir *d)
 			d->r->first_eof(d->r);
 		}
 		/*
-		 * close_notify goes before the FIN, whole; if the socket is
-		 * full, finish it when it drains. A failure (peer gone) is
+		 * TLS: close_notify goes before the FIN, whole; if the socket
+		 * is full, finish it when it drains. A failure (peer gone) is
 		 * the other direction's to report.
 		 */
-		if (d->tout != NULL && tlsio_close_notify(d->tout) == 0) {
+		if (d->to->ops->close_write(d->to) == 0) {
 			ev_io_start(loop, &d->wr);
 			return;
 		}
 		d->shut = true;
-		shutdown(d->to, SHUT_WR);
+		shutdown(d->to->fd, SHUT_WR);
 	}
 	relay_check_done(d->r);
 }
 
 static void
-dir_init(struct relay *r, struct relay_dir *d, int from, int to)
+dir_init(struct relay *r, struct relay_dir *d, struct xport *from,
+    struct xport *to)
 {
 	memset(d, 0, sizeof(*d));
 	d->r = r;
 	d->from = from;
 	d->to = to;
 	d->pipe[0] = d->pipe[1] = -1;
-	ev_io_init(&d->rd, dir_rd_cb, from, EV_READ);
-	ev_io_init(&d->wr, dir_wr_cb, to, EV_WRITE);
+	ev_io_init(&d->rd, dir_rd_cb, from->fd, EV_READ);
+	ev_io_init(&d->wr, dir_wr_cb, to->fd, EV_WRITE);
 }
 
 static void
@@ -271,19 +268,17 @@ dir_release(struct relay *r, struct relay_dir *d)
 }
 
 int
-relay_start(struct relay *r, struct worker *w, int cfd, int ufd,
-    struct tlsio *tls, bool use_splice, const uint8_t *first,
+relay_start(struct relay *r, struct worker *w, struct xport *client,
+    struct xport *upstream, bool use_splice, const uint8_t *first,
     size_t first_len, void (*done)(struct relay *, int))
 {
 	r->w = w;
 	r->done = done;
 	r->last_active = ev_now(w->loop);
-	dir_init(r, &r->up, cfd, ufd);
-	dir_init(r, &r->down, ufd, cfd);
-	r->up.tin = r->down.tout = tls;
-	if (tls != NULL)
-		use_splice = false;
-	r->splice = use_splice;
+	dir_init(r, &r->up, client, upstream);
+	dir_init(r, &r->down, upstream, client);
+	r->splice = use_splice && xport_is_plain(client) &&
+	    xport_is_plain(upstream);
 
 	if (first_len > 0) {
 		if (first_len > w->buf_size ||

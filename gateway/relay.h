@@ -18,18 +18,16 @@
 
 struct worker;
 struct relay;
-struct tlsio;
+struct xport;
 
 struct relay_dir {
-	int from;
-	int to;
+	struct xport *from;
+	struct xport *to;
 	ev_io rd;
 	ev_io wr;
 	uint8_t *buf;		/* buffer mode: worker buffer or NULL */
 	size_t off;
 	size_t len;
-	struct tlsio *tin;	/* read side is TLS (client of method 0x80/0x82) */
-	struct tlsio *tout;	/* write side is TLS */
 	int pipe[2];		/* splice mode: worker pipe or -1 */
 	size_t inpipe;
 	bool eof;		/* read side returned 0 */
@@ -56,15 +54,15 @@ struct relay {
 };
 
 /*
- * Start relaying between cfd and ufd. first/first_len are client bytes that
- * arrived with the handshake and go upstream first (copied). With tls, the
- * client side speaks TLS through it (and splice is not used). With
- * use_splice, bytes move through pipes (buffers when none can be had).
- * 0, or -1 with errno.
+ * Start relaying between the client and upstream transports (which stay
+ * the caller's and must outlive the relay). first/first_len are client
+ * bytes that arrived with the handshake and go upstream first (copied).
+ * With use_splice (both transports plain), bytes move through pipes
+ * (buffers when none can be had). 0, or -1 with errno.
  */
-int relay_start(struct relay *r, struct worker *w, int cfd, int ufd,
-    struct tlsio *tls, bool use_splice, const uint8_t *first, size_t first_len,
-    void (*done)(struct relay *, int));
+int relay_start(struct relay *r, struct worker *w, struct xport *client,
+    struct xport *upstream, bool use_splice, const uint8_t *first,
+    size_t first_len, void (*done)(struct relay *, int));
 /* Stop watchers, release buffers and pipes; the fds stay open. */
 void relay_stop(struct relay *r);
 

@@ -1,0 +1,101 @@
+#include "gateway/admit.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+
+#include "auth/throttle.h"
+#include "conf/conf.h"
+#include "gateway/session.h"
+#include "gateway/srclimit.h"
+#include "gateway/stats.h"
+#include "gateway/worker.h"
+#include "lib/addr.h"
+#include "lib/log.h"
+
+/*
+ * At most one refusal warning a second for the whole process, so refused
+ * clients cannot flood the log.
+ */
+static bool
+admit_log_refusal(double now)
+{
+	static _Atomic double last;
+	double prev = atomic_load(&last);
+
+	return now - prev >= 1.0 && atomic_compare_exchange_strong(&last,
+	    &prev, now);
+}
+
+bool
+admit_connection(const struct gw_conf *c, const struct sockaddr *peer,
+    double now, struct admit_slot *slot)
+{
+	char buf[ADDR_STR_MAX];
+
+	slot->open = slot->source = false;
+	if (c->max_sessions > 0 && stats_get(STAT_OPEN) >= c->max_sessions) {
+		stats_add(STAT_REFUSED_MAX_SESSIONS, 1);
+		if (admit_log_refusal(now))
+			log_warnx("max_sessions (%u) reached: refusing "
+			    "connections", c->max_sessions);
+		return false;
+	}
+	if (auth_throttle_blocked(peer, now)) {
+		/* Too many failed logins from there: refuse for a while. */
+		stats_add(STAT_REFUSED_THROTTLE, 1);
+		auth_throttle_count_refusal();
+		return false;
+	}
+	if (!srclimit_acquire(peer, c->max_per_source)) {
+		stats_add(STAT_REFUSED_PER_SOURCE, 1);
+		if (admit_log_refusal(now))
+			log_warnx("max_per_source (%u) reached by %s: refusing "
+			    "connections", c->max_per_source, addr_format(peer,
+			    buf, sizeof(buf)));
+		return false;
+	}
+	slot->source = c->max_per_source > 0;
+	stats_add(STAT_OPEN, 1);
+	slot->open = true;
+	return true;
+}
+
+void
+admit_release(const struct sockaddr *peer, struct admit_slot *slot)
+{
+	if (slot->source)
+		srclimit_release(peer);
+	if (slot->open)
+		stats_sub(STAT_OPEN, 1);
+	slot->open = slot->source = false;
+}
+
+void
+admit_login_failed(struct session *s)
+{
+	const struct gw_conf *c = sess_conf(s);
+	const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
+	double now = ev_now(s->w->loop);
+	double delay = auth_throttle_fail(peer, c->fail_limit,
+	    c->fail_delay_max, c->fail_block, now);
+	struct auth_throttle_stats st;
+
+	stats_add(STAT_LOGIN_FAILURES, 1);
+	if (auth_throttle_blocked(peer, now)) {
+		auth_throttle_stats(&st);
+		log_warnx("session %" PRIu64 ": %s: %u failed logins: address "
+		    "refused for %u s (failed logins so far: %" PRIu64 ", "
+		    "refused connections: %" PRIu64 ")", s->id, s->client,
+		    c->fail_limit, c->fail_block, st.failures, st.refusals);
+	}
+	if (delay > 0) {
+		sess_set_state(s, SESS_HOLD);
+		sess_timer_set(s, delay);
+	}
+}
+
+void
+admit_login_ok(struct session *s)
+{
+	auth_throttle_success((const struct sockaddr *)&s->peer);
+}

@@ -1,0 +1,209 @@
+/*
+ * The Convert front end (RFC 8803, DESIGN.md section 4): one message,
+ * usually in the SYN (TCP Fast Open), naming the target and optionally
+ * carrying our Auth, Cookie and Silent TLVs; what follows it is the
+ * client's first data. The reply is an Extended TCP Header TLV (success)
+ * or an Error TLV, or nothing and an RST on failure with Silent.
+ */
+#include <inttypes.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth/keys.h"
+#include "auth/replay.h"
+#include "conf/conf.h"
+#include "gateway/admit.h"
+#include "gateway/dial.h"
+#include "gateway/session.h"
+#include "gateway/snap.h"
+#include "gateway/stats.h"
+#include "lib/log.h"
+#include "proto/convert.h"
+
+/* The Convert Error code for a failure known as a SOCKS5 reply code. */
+static uint8_t
+conv_err_from_rep(uint8_t rep)
+{
+	switch (rep) {
+	case SOCKS5_REP_NOT_ALLOWED:
+		return CONV_ERR_NOT_AUTHORIZED;
+	case SOCKS5_REP_REFUSED:
+		return CONV_ERR_CONNECTION_RESET;
+	case SOCKS5_REP_NET_UNREACHABLE:
+	case SOCKS5_REP_HOST_UNREACHABLE:
+	case SOCKS5_REP_TTL_EXPIRED:
+		return CONV_ERR_DEST_UNREACHABLE;
+	case SOCKS5_REP_CMD_UNSUPPORTED:
+	case SOCKS5_REP_ATYP_UNSUPPORTED:
+		return CONV_ERR_UNSUPPORTED_MSG;
+	default:
+		return CONV_ERR_NETWORK_FAILURE;
+	}
+}
+
+/*
+ * A Convert failure: an Error TLV and close, or with Silent an RST (the
+ * client's only signal, since it reads no reply).
+ */
+static void
+cv_fail(struct session *s, uint8_t code, enum sess_result r)
+{
+	uint8_t msg[CONV_REPLY_LEN];
+
+	sess_set_result(s, r);
+	if (s->silent) {
+		sess_reset(s);
+		return;
+	}
+	sess_queue(s, msg, conv_write_error(msg, sizeof(msg), code,
+	    code == CONV_ERR_UNSUPPORTED_VERSION ? CONV_VERSION : 0));
+	sess_set_state(s, SESS_CLOSING);
+}
+
+/*
+ * Check the Auth TLV of m (and that one is there when required): a known
+ * user, a valid MAC, a fresh timestamp, a nonce not seen before. Returns
+ * SESS_RES_OK, or why not.
+ */
+static enum sess_result
+cv_auth(struct session *s, const struct conv_msg *m)
+{
+	const struct gw_conf *c = sess_conf(s);
+	uint8_t key[CONV_KEY_LEN];
+	char esc[SESS_ESC_MAX];
+	double now = (double)time(NULL), skew;
+	bool ok;
+
+	if (!m->has_auth)
+		return c->convert_require_auth ? SESS_RES_CONVERT_NO_AUTH :
+		    SESS_RES_OK;
+	memcpy(s->user, m->user, sizeof(s->user));
+	if (s->snap->keys == NULL || !auth_keys_get(s->snap->keys, m->user,
+	    key))
+		return SESS_RES_CONVERT_UNKNOWN_USER;
+	ok = conv_verify(s->in, m, key);
+	explicit_bzero(key, sizeof(key));
+	if (!ok)
+		return SESS_RES_CONVERT_BAD_MAC;
+	skew = now - (double)m->ts;
+	if (skew > c->convert_max_skew || -skew > c->convert_max_skew)
+		return SESS_RES_CONVERT_STALE;
+	/* Remember the nonce exactly as long as its timestamp is acceptable. */
+	switch (auth_replay_check(m->user, m->nonce, now,
+	    (double)m->ts + c->convert_max_skew)) {
+	case AUTH_REPLAY_FRESH:
+		return SESS_RES_OK;
+	case AUTH_REPLAY_SEEN:
+		log_warnx("session %" PRIu64 ": %s: replayed Convert message "
+		    "for user %s refused (%" PRIu64 " so far)", s->id,
+		    s->client, log_escape(m->user, esc, sizeof(esc)),
+		    stats_add(STAT_CONVERT_REPLAYS, 1));
+		return SESS_RES_CONVERT_REPLAY;
+	case AUTH_REPLAY_FULL:
+		return SESS_RES_CONVERT_REPLAY_CACHE_FULL;
+	}
+	return SESS_RES_SYSTEM_ERROR;
+}
+
+/* The Convert Error code for a failed Auth check. */
+static uint8_t
+cv_auth_error(enum sess_result r)
+{
+	return r == SESS_RES_CONVERT_REPLAY_CACHE_FULL ?
+	    CONV_ERR_RESOURCE_EXCEEDED : r == SESS_RES_SYSTEM_ERROR ?
+	    CONV_ERR_NETWORK_FAILURE : CONV_ERR_NOT_AUTHORIZED;
+}
+
+static int
+cv_step(struct session *s)
+{
+	const struct gw_conf *c = sess_conf(s);
+	struct conv_msg m;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	enum sess_result r;
+	uint8_t err = 0;
+
+	switch (conv_parse_request(s->in, s->in_len, &m, &err)) {
+	case CONV_AGAIN:
+		return 0;
+	case CONV_BAD:
+		cv_fail(s, err, SESS_RES_CONVERT_MALFORMED);
+		return 1;
+	case CONV_OK:
+		break;
+	}
+	s->silent = m.silent;
+	if (c->convert_cookie[0] != '\0' && !(m.has_cookie &&
+	    conv_cookie_equal(&m, (const uint8_t *)c->convert_cookie,
+	    strlen(c->convert_cookie)))) {
+		cv_fail(s, m.has_cookie ? CONV_ERR_NOT_AUTHORIZED :
+		    CONV_ERR_MISSING_COOKIE, m.has_cookie ?
+		    SESS_RES_CONVERT_BAD_COOKIE : SESS_RES_CONVERT_NO_COOKIE);
+		return 1;
+	}
+	if ((r = cv_auth(s, &m)) != SESS_RES_OK) {
+		cv_fail(s, cv_auth_error(r), r);
+		if (cv_auth_error(r) == CONV_ERR_NOT_AUTHORIZED)
+			admit_login_failed(s);
+		return 1;
+	}
+	memset(&s->req, 0, sizeof(s->req));
+	s->req.cmd = SOCKS5_CMD_CONNECT;
+	if (m.has_name) {
+		s->req.dst.atyp = SOCKS5_ATYP_DOMAIN;
+		s->req.dst.name_len = m.name_len;
+		memcpy(s->req.dst.u.name, m.name, sizeof(s->req.dst.u.name));
+		s->req.dst.port = m.port;
+	} else if (conv_addr_to_sockaddr(&m, &ss, &sslen) == -1 ||
+	    socks5_addr_from_sockaddr(&s->req.dst,
+	    (const struct sockaddr *)&ss) == -1) {
+		cv_fail(s, CONV_ERR_MALFORMED, SESS_RES_CONVERT_BAD_ADDRESS);
+		return 1;
+	}
+	/* What follows the message in the SYN is the client's first data. */
+	sess_consume(s, m.len);
+	dial_start(s);
+	return 1;
+}
+
+static void
+cv_reply_ok(struct session *s, const struct sockaddr *bnd)
+{
+	uint8_t reply[CONV_REPLY_LEN];
+
+	(void)bnd;
+	if (!s->silent)
+		sess_queue(s, reply, conv_write_ok_reply(reply, sizeof(reply)));
+	sess_set_state(s, SESS_REPLY);
+}
+
+static void
+cv_reply_fail(struct session *s, uint8_t rep)
+{
+	cv_fail(s, conv_err_from_rep(rep), s->result);
+}
+
+static int
+cv_after_reply(struct session *s)
+{
+	sess_start_relay(s);
+	return -1;
+}
+
+static const char *
+cv_method(const struct session *s)
+{
+	(void)s;
+	return "convert";
+}
+
+const struct front_ops front_convert = {
+	.name = "convert",
+	.first = SESS_CONVERT,
+	.step = cv_step,
+	.reply_ok = cv_reply_ok,
+	.reply_fail = cv_reply_fail,
+	.after_reply = cv_after_reply,
+	.method = cv_method,
+};
