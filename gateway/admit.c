@@ -70,6 +70,18 @@ admit_release(const struct sockaddr *peer, struct admit_slot *slot)
 	slot->open = slot->source = false;
 }
 
+bool
+admit_login_allowed(struct session *s)
+{
+	if (!auth_throttle_blocked((const struct sockaddr *)&s->peer,
+	    ev_now(s->w->loop)))
+		return true;
+	stats_add(STAT_REFUSED_THROTTLE, 1);
+	log_info("session %" PRIu64 ": %s: login refused: address blocked for "
+	    "failed logins", s->id, s->client);
+	return false;
+}
+
 void
 admit_login_failed(struct session *s)
 {

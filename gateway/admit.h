@@ -27,6 +27,13 @@ bool admit_connection(const struct gw_conf *c, const struct sockaddr *peer,
 void admit_release(const struct sockaddr *peer, struct admit_slot *slot);
 
 /*
+ * Before every password or Convert key check: false if s's source is
+ * blocked for failed logins (the check must not run, and the session
+ * fails with SESS_RES_THROTTLED). A block that started after the session
+ * was accepted counts too.
+ */
+bool admit_login_allowed(struct session *s);
+/*
  * A failed login (password or Convert key) by s, whose failure reply is
  * queued: count it against the client's source, and hold the reply back
  * for the throttle's growing delay (-> SESS_HOLD; other clients are not

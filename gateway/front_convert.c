@@ -78,6 +78,8 @@ cv_auth(struct session *s, const struct conv_msg *m)
 		return c->convert_require_auth ? SESS_RES_CONVERT_NO_AUTH :
 		    SESS_RES_OK;
 	memcpy(s->user, m->user, sizeof(s->user));
+	if (!admit_login_allowed(s))
+		return SESS_RES_THROTTLED;
 	if (s->snap->keys == NULL || !auth_keys_get(s->snap->keys, m->user,
 	    key))
 		return SESS_RES_CONVERT_UNKNOWN_USER;
@@ -144,7 +146,8 @@ cv_step(struct session *s)
 	}
 	if ((r = cv_auth(s, &m)) != SESS_RES_OK) {
 		cv_fail(s, cv_auth_error(r), r);
-		if (cv_auth_error(r) == CONV_ERR_NOT_AUTHORIZED)
+		if (cv_auth_error(r) == CONV_ERR_NOT_AUTHORIZED &&
+		    r != SESS_RES_THROTTLED)
 			admit_login_failed(s);
 		return 1;
 	}

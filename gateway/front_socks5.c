@@ -216,6 +216,17 @@ auth_job_work(struct pool_job *job)
 	aj->ok = auth_userdb_check(aj->snap->users, aj->user, aj->pass);
 }
 
+/* The source is blocked: answer failure without counting another. */
+static void
+s5_auth_refused(struct session *s)
+{
+	uint8_t msg[2];
+
+	sess_queue(s, msg, socks5_write_userpass_status(msg, 0x01));
+	sess_set_result(s, SESS_RES_THROTTLED);
+	sess_set_state(s, SESS_CLOSING);
+}
+
 /*
  * Answer the login; a failure is counted by the throttle, and its answer
  * held back for the throttle's growing delay (other clients are not
@@ -227,6 +238,11 @@ s5_auth_result(struct session *s, bool ok)
 	char esc[SESS_ESC_MAX];
 	uint8_t msg[2];
 
+	/* A block that began while the hash ran wins over a success. */
+	if (ok && !admit_login_allowed(s)) {
+		s5_auth_refused(s);
+		return;
+	}
 	sess_queue(s, msg, socks5_write_userpass_status(msg, ok ? 0x00 : 0x01));
 	if (ok) {
 		admit_login_ok(s);
@@ -285,6 +301,10 @@ s5_auth(struct session *s)
 	}
 	sess_consume(s, used);
 	memcpy(s->user, up.user, sizeof(s->user));
+	if (!admit_login_allowed(s)) {
+		s5_auth_refused(s);
+		goto out;
+	}
 	if (auth_userdb_cached(s->snap->users, up.user, up.pass)) {
 		s5_auth_result(s, true);
 		goto out;

@@ -1,0 +1,78 @@
+"""Regression tests for defects found by attacking the running gateway
+(issue 8): each fails on 0.1.0 and passes now. Real sockets against the real
+daemon; assertions are on what the client got."""
+
+import socket
+
+import pytest
+
+import gwutil
+import socksraw as sr
+from gwutil import USERS
+
+ALICE_PW = USERS["alice"][0]
+CAROL_PW = USERS["carol"][0]
+
+
+def _open_userpass(port, bind):
+    """A connection from source address bind that has chosen userpass and
+    is about to send its login."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(sr.IO_TIMEOUT)
+    s.bind((bind, 0))
+    s.connect(("127.0.0.1", port))
+    s.sendall(sr.greeting([sr.M_USERPASS]))
+    assert sr.read_method(s) == sr.M_USERPASS
+    return s
+
+
+def _login(s, user, pw):
+    """Send the login on an open connection; the RFC 1929 status, or
+    "closed" if the gateway closed without one."""
+    try:
+        s.sendall(sr.userpass(user, pw))
+        return sr.read_userpass_status(s)
+    except (sr.ProtocolError, ConnectionResetError, BrokenPipeError):
+        return "closed"
+
+
+def _refused_at_accept(port, bind):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(sr.IO_TIMEOUT)
+    s.bind((bind, 0))
+    with s:
+        s.connect(("127.0.0.1", port))
+        try:
+            s.sendall(sr.greeting([sr.M_USERPASS]))
+            return s.recv(2) == b""
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+
+
+def test_throttle_block_holds_on_preopened_connections(gateway, users_file,
+                                                       origin):
+    """Defect 1: connections opened before the block must not get their
+    guesses evaluated, and the right password on one of them must not be
+    accepted (nor lift the block)."""
+    gw = gateway({"socks5": {"methods": "userpass"},
+                  "auth": {"users": users_file, "fail_limit": "3",
+                           "fail_delay_max": "0", "fail_block": "60"}})
+    src = "127.0.0.31"
+    conns = [_open_userpass(gw.port, src) for _ in range(6)]
+    try:
+        for i in range(3):
+            assert _login(conns[i], "alice", "wrong-%d" % i) not in (0,)
+        # Blocked now: the right password on a connection opened earlier
+        # is refused...
+        assert _login(conns[3], "alice", ALICE_PW) != 0
+        # ...and did not lift the block for the next ones.
+        assert _login(conns[4], "alice", ALICE_PW) != 0
+        assert _refused_at_accept(gw.port, src)
+        # Another source is not affected.
+        other = _open_userpass(gw.port, "127.0.0.32")
+        with other:
+            assert _login(other, "alice", ALICE_PW) == 0
+    finally:
+        for c in conns:
+            c.close()
+    gw.wait_stderr(r"result=throttled")
