@@ -33,17 +33,25 @@ admit_connection(const struct gw_conf *c, const struct sockaddr *peer,
 	char buf[ADDR_STR_MAX];
 
 	slot->open = slot->source = false;
-	if (c->max_sessions > 0 && stats_get(STAT_OPEN) >= c->max_sessions) {
+	/*
+	 * Take the slot first and look at the count it gives: workers
+	 * accept in parallel, and a check before the increment lets them
+	 * all pass it at once.
+	 */
+	if (stats_add(STAT_OPEN, 1) > c->max_sessions && c->max_sessions > 0) {
+		stats_sub(STAT_OPEN, 1);
 		stats_add(STAT_REFUSED_MAX_SESSIONS, 1);
 		if (admit_log_refusal(now))
 			log_warnx("max_sessions (%u) reached: refusing "
 			    "connections", c->max_sessions);
 		return false;
 	}
+	slot->open = true;
 	if (auth_throttle_blocked(peer, now)) {
 		/* Too many failed logins from there: refuse for a while. */
 		stats_add(STAT_REFUSED_THROTTLE, 1);
 		auth_throttle_count_refusal();
+		admit_release(peer, slot);
 		return false;
 	}
 	if (!srclimit_acquire(peer, c->max_per_source)) {
@@ -52,11 +60,10 @@ admit_connection(const struct gw_conf *c, const struct sockaddr *peer,
 			log_warnx("max_per_source (%u) reached by %s: refusing "
 			    "connections", c->max_per_source, addr_format(peer,
 			    buf, sizeof(buf)));
+		admit_release(peer, slot);
 		return false;
 	}
 	slot->source = c->max_per_source > 0;
-	stats_add(STAT_OPEN, 1);
-	slot->open = true;
 	return true;
 }
 
