@@ -2,12 +2,14 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static enum log_level log_max = LOG_LVL_INFO;
+/* Set on SIGHUP by the main thread while workers read it. */
+static _Atomic int log_max = LOG_LVL_INFO;
 
 static const char *const log_names[] = {
 	[LOG_LVL_ERROR] = "error",
@@ -19,13 +21,13 @@ static const char *const log_names[] = {
 void
 log_set_level(enum log_level lvl)
 {
-	log_max = lvl;
+	atomic_store_explicit(&log_max, (int)lvl, memory_order_relaxed);
 }
 
 bool
 log_enabled(enum log_level lvl)
 {
-	return lvl <= log_max;
+	return (int)lvl <= atomic_load_explicit(&log_max, memory_order_relaxed);
 }
 
 int
