@@ -17,8 +17,9 @@
 
 /* Connections taken per accept event, so one busy listener cannot starve. */
 #define ACCEPT_BURST 64
-/* How long accept() rests after running out of descriptors. */
+/* How long accept() rests after running out of descriptors, at first. */
 #define ACCEPT_BACKOFF 0.1
+#define ACCEPT_BACKOFF_MAX 1.6
 #define LISTEN_BACKLOG 1024
 /* Idle relay buffers a worker keeps for reuse. */
 #define FREE_BUFS_MAX 64
@@ -76,6 +77,33 @@ listeners_set(struct worker *w, bool on)
 	}
 }
 
+/*
+ * Out of descriptors or memory: spinning on a full table helps nobody.
+ * Stop accepting on every listener of this worker for a while, longer
+ * each time it happens again at once (up to ACCEPT_BACKOFF_MAX), and warn
+ * at most once a second.
+ */
+static void
+accept_pause(struct worker *w, struct listener *l)
+{
+	ev_tstamp now = ev_now(w->loop);
+
+	if (now - w->backoff_last > 2 * w->backoff)
+		w->backoff = ACCEPT_BACKOFF;
+	else if (w->backoff < ACCEPT_BACKOFF_MAX)
+		w->backoff *= 2;
+	w->backoff_last = now;
+	if (now - w->backoff_warned >= 1.0) {
+		log_warn("accept on %s (pausing %.1f s)", l->addr.text,
+		    w->backoff);
+		w->backoff_warned = now;
+	}
+	listeners_set(w, false);
+	ev_timer_stop(w->loop, &w->accept_backoff);
+	ev_timer_set(&w->accept_backoff, w->backoff, 0.);
+	ev_timer_start(w->loop, &w->accept_backoff);
+}
+
 static void
 accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -104,11 +132,7 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 				/* FALLTHROUGH */
 			case ENOBUFS:
 			case ENOMEM:
-				/* Spinning on a full table helps nobody: rest. */
-				log_warn("accept on %s (pausing %.1f s)",
-				    l->addr.text, ACCEPT_BACKOFF);
-				listeners_set(w, false);
-				ev_timer_start(w->loop, &w->accept_backoff);
+				accept_pause(w, l);
 				return;
 			default:
 				log_warn("accept on %s", l->addr.text);

@@ -45,6 +45,9 @@ struct worker {
 	size_t n_listeners;
 	struct listener listeners[WORKER_MAX_LISTENERS];
 	ev_timer accept_backoff;	/* after EMFILE/ENFILE */
+	ev_tstamp backoff;		/* its current length */
+	ev_tstamp backoff_last;		/* when it last started */
+	ev_tstamp backoff_warned;	/* when it was last logged */
 	ev_async wake;			/* from the main thread */
 	atomic_int command;		/* enum worker_cmd */
 	struct pool_doneq doneq;

@@ -2,7 +2,11 @@
 (issue 8): each fails on 0.1.0 and passes now. Real sockets against the real
 daemon; assertions are on what the client got."""
 
+import os
+import re
+import resource
 import socket
+import time
 
 import pytest
 
@@ -76,3 +80,42 @@ def test_throttle_block_holds_on_preopened_connections(gateway, users_file,
         for c in conns:
             c.close()
     gw.wait_stderr(r"result=throttled")
+
+
+def _cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_accept_backoff_does_not_spin(gateway, origin):
+    """Defect 4: out of descriptors, the accept back-off restarted its
+    one-shot timer without setting it, so it fired at once: the worker
+    spun and the log grew by megabytes a second. Over a window the
+    gateway must stay mostly idle and warn at most about once a second,
+    and serve again once descriptors are free."""
+    gw = gateway({"gateway": {"workers": "1"}})
+    resource.prlimit(gw.proc.pid, resource.RLIMIT_NOFILE, (40, 40))
+    clients = []
+    try:
+        for _ in range(60):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.settimeout(sr.IO_TIMEOUT)
+            s.connect(("127.0.0.1", gw.port))
+            clients.append(s)
+        gw.wait_stderr(r"accept on .*Too many open files")
+        window = 2.0
+        cpu0, warn0 = _cpu_seconds(gw.proc.pid), \
+            len(re.findall(r"accept on ", gw.stderr_text()))
+        time.sleep(window)      # a measuring window, not a synchronisation
+        cpu = _cpu_seconds(gw.proc.pid) - cpu0
+        warns = len(re.findall(r"accept on ", gw.stderr_text())) - warn0
+        assert cpu < 0.25 * window, "%.2f s of CPU in %.1f s" % (cpu, window)
+        assert warns <= window + 1, "%d warnings in %.1f s" % (warns, window)
+    finally:
+        for s in clients:
+            s.close()
+    # Descriptors are free again: the listener is back.
+    r = gwutil.curl("--socks5", "127.0.0.1:%d" % gw.port,
+                    "http://127.0.0.1:%d/hello" % origin.port)
+    assert r.returncode == 0 and r.stdout == b"hello\n", r.stderr
