@@ -408,6 +408,16 @@ static int
 s5_after_reply(struct session *s)
 {
 	if (s->method == SOCKS5_METHOD_TLS_LOGIN) {
+		/*
+		 * Bytes the client sent inside TLS behind its request would
+		 * have to go upstream, but 0x83 relays only what follows
+		 * the close_notify: a protocol error, not data to drop.
+		 */
+		if (s->in_len > 0) {
+			sess_set_result(s, SESS_RES_TLS_LOGIN_PROTOCOL);
+			sess_close(s);
+			return -1;
+		}
 		sess_set_state(s, SESS_TLS_CLOSE);
 		return 1;
 	}

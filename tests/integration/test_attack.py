@@ -12,10 +12,16 @@ import pytest
 
 import gwutil
 import socksraw as sr
+import tlsutil
 from gwutil import USERS
 
 ALICE_PW = USERS["alice"][0]
 CAROL_PW = USERS["carol"][0]
+
+
+@pytest.fixture(scope="module")
+def certs():
+    return tlsutil.certs_dir()
 
 
 def _open_userpass(port, bind):
@@ -119,3 +125,25 @@ def test_accept_backoff_does_not_spin(gateway, origin):
     r = gwutil.curl("--socks5", "127.0.0.1:%d" % gw.port,
                     "http://127.0.0.1:%d/hello" % origin.port)
     assert r.returncode == 0 and r.stdout == b"hello\n", r.stderr
+
+
+def test_tls_login_pipelined_data_fails_the_session(gateway, certs,
+                                                    users_file, echo):
+    """Defect 8: bytes pipelined inside TLS behind a tls-login request were
+    dropped silently (the input buffer was overwritten at the TLS close);
+    the session must fail instead, and nothing reach the server."""
+    gw = gateway({"socks5": {"methods": "tls-login"},
+                  "tls": tlsutil.tls_section(certs),
+                  "auth": {"users": users_file}})
+    ts = tlsutil.tls_open(gw.port, tlsutil.client_ctx(certs),
+                          tlsutil.M_TLS_LOGIN)
+    with ts:
+        lport = ts.getsockname()[1]
+        ts.sendall(sr.userpass("alice", ALICE_PW) +
+                   sr.request("127.0.0.1", echo.port) + b"pipelined")
+        assert sr.read_userpass_status(ts) == 0
+        assert sr.read_reply(ts).rep == sr.REP_OK
+        # No close_notify exchange follows: the gateway closes.
+        assert tlsutil.read_eof(ts) == b""
+    gw.wait_stderr(r"client=127\.0\.0\.1:%d .*method=tls-login .*"
+                   r"result=tls-login-protocol " % lport)
