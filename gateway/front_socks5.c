@@ -60,6 +60,20 @@ s5_method_usable(const struct session *s, uint8_t m)
 	return false;
 }
 
+/*
+ * The method a configured one stands for on this listener: inside the TLS
+ * listener the connection is already TLS, so tls-userpass and tls-login
+ * are username/password (0x02, protected there: DESIGN.md section 3).
+ */
+static uint8_t
+s5_inner_method(const struct session *s, uint8_t m)
+{
+	if (s5_tls_listener(s) && (m == SOCKS5_METHOD_TLS_USERPASS ||
+	    m == SOCKS5_METHOD_TLS_LOGIN))
+		return SOCKS5_METHOD_USERPASS;
+	return m;
+}
+
 static int
 s5_greeting(struct session *s)
 {
@@ -82,9 +96,10 @@ s5_greeting(struct session *s)
 	sess_consume(s, used);
 	s->method = SOCKS5_METHOD_UNACCEPTABLE;
 	for (size_t i = 0; i < c->n_methods; i++) {
-		if (socks5_greeting_offers(&g, c->methods[i]) &&
-		    s5_method_usable(s, c->methods[i])) {
-			s->method = c->methods[i];
+		uint8_t m = s5_inner_method(s, c->methods[i]);
+
+		if (socks5_greeting_offers(&g, m) && s5_method_usable(s, m)) {
+			s->method = m;
 			break;
 		}
 	}

@@ -253,6 +253,36 @@ def test_tls_listener_does_not_offer_tls_methods_inside(gateway, certs,
         assert sr.read_method(ts) == sr.M_UNACCEPTABLE
 
 
+@pytest.mark.parametrize("methods", ["tls-userpass", "tls-login"])
+def test_tls_listener_takes_userpass_for_tls_methods(gateway, certs,
+                                                     users_file, origin,
+                                                     methods):
+    """Issue 8 defect 15: with only tls* methods configured, the TLS
+    listener refused RFC 1929 inside its TLS, though there 0x02 is
+    protected; it stands for tls-userpass. Wrong passwords still fail."""
+    gw, tport = _tls_listener_gw(gateway, certs, users_file, methods)
+    ts = client_ctx(certs).wrap_socket(sr.open_conn(tport),
+                                       server_hostname="localhost")
+    with ts:
+        r = sr.handshake(ts, "localhost", origin.port,
+                         methods=[sr.M_USERPASS], user="alice",
+                         password=ALICE_PW)
+        assert r.rep == sr.REP_OK, r
+        _check_hello(ts)
+    ts = client_ctx(certs).wrap_socket(sr.open_conn(tport),
+                                       server_hostname="localhost")
+    with ts:
+        ts.sendall(sr.greeting([sr.M_NONE]))
+        assert sr.read_method(ts) == sr.M_UNACCEPTABLE
+    ts = client_ctx(certs).wrap_socket(sr.open_conn(tport),
+                                       server_hostname="localhost")
+    with ts:
+        ts.sendall(sr.greeting([sr.M_USERPASS]))
+        assert sr.read_method(ts) == sr.M_USERPASS
+        ts.sendall(sr.userpass("alice", "not-" + ALICE_PW))
+        assert sr.read_userpass_status(ts) != 0
+
+
 # --- client certificates ----------------------------------------------------
 
 def _cert_gw(gateway, certs, require, methods="tls"):
