@@ -1070,6 +1070,79 @@ addr_overlap(const struct conf_addr_list *a, const struct conf_addr_list *b)
 	return NULL;
 }
 
+enum open_listener {
+	OPEN_NONE = 0,
+	OPEN_SOCKS5,
+	OPEN_TLS,
+	OPEN_CONVERT,
+};
+
+/*
+ * Which kind of listener, if any, lets clients in without a login on a
+ * non-loopback address (*a) while gateway.allow_open_proxy is off.
+ */
+static enum open_listener
+conf_open_listener(const struct gw_conf *c, const struct conf_addr **a)
+{
+	bool socks_open, tls_open;
+
+	if (c->allow_open_proxy)
+		return OPEN_NONE;
+	/*
+	 * TLS without a verified client certificate identifies nobody; a
+	 * required certificate makes the tls method, and anything inside the
+	 * TLS listener, a login.
+	 */
+	socks_open = has_method(c, SOCKS5_METHOD_NONE) ||
+	    (has_method(c, SOCKS5_METHOD_TLS) && !c->tls_require_client_cert);
+	tls_open = has_method(c, SOCKS5_METHOD_NONE) &&
+	    !c->tls_require_client_cert;
+	if ((*a = open_addr(&c->socks5_listen, socks_open)) != NULL)
+		return OPEN_SOCKS5;
+	if ((*a = open_addr(&c->tls_listen, tls_open)) != NULL)
+		return OPEN_TLS;
+	if ((*a = open_addr(&c->convert_listen, !c->convert_require_auth)) !=
+	    NULL)
+		return OPEN_CONVERT;
+	return OPEN_NONE;
+}
+
+static const char *
+open_message(enum open_listener open, const struct conf_addr *a, char *buf,
+    size_t cap)
+{
+	switch (open) {
+	case OPEN_NONE:
+		buf[0] = '\0';
+		break;
+	case OPEN_SOCKS5:
+	case OPEN_TLS:
+		snprintf(buf, cap, "%s.listen: %s is not loopback and "
+		    "socks5.methods lets clients in without a login; set "
+		    "gateway.allow_open_proxy = yes to run an open proxy",
+		    open == OPEN_TLS ? "tls" : "socks5", a->text);
+		break;
+	case OPEN_CONVERT:
+		snprintf(buf, cap, "convert.listen: %s is not loopback and "
+		    "convert.require_auth = no; set gateway.allow_open_proxy = "
+		    "yes to run an open proxy", a->text);
+		break;
+	}
+	return buf;
+}
+
+int
+conf_check_open_proxy(const struct gw_conf *c, char *err, size_t errlen)
+{
+	const struct conf_addr *a;
+	enum open_listener open = conf_open_listener(c, &a);
+
+	if (open == OPEN_NONE)
+		return 0;
+	open_message(open, a, err, errlen);
+	return -1;
+}
+
 /*
  * Checks across keys, each reported at the line of the key that asks for
  * the missing one (or the file name alone where every key was a default).
@@ -1081,7 +1154,8 @@ cross_check(struct parse *p)
 	const struct conf_addr *a;
 	int ml = key_line(p, SECT_SOCKS5, "methods");
 	bool cert = c->tls_cert[0] != '\0', key = c->tls_key[0] != '\0';
-	bool socks_open, tls_open;
+	enum open_listener open;
+	char err[CONF_ERR_MAX];
 
 	if (cert != key) {
 		fail(p, key_line(p, SECT_TLS, cert ? "cert" : "key"),
@@ -1151,33 +1225,10 @@ cross_check(struct parse *p)
 		    "%s is also in tls.listen", a->text);
 		return;
 	}
-	if (c->allow_open_proxy)
-		return;
-	/*
-	 * TLS without a verified client certificate identifies nobody; a
-	 * required certificate makes the tls method, and anything inside the
-	 * TLS listener, a login.
-	 */
-	socks_open = has_method(c, SOCKS5_METHOD_NONE) ||
-	    (has_method(c, SOCKS5_METHOD_TLS) && !c->tls_require_client_cert);
-	tls_open = has_method(c, SOCKS5_METHOD_NONE) &&
-	    !c->tls_require_client_cert;
-	if ((a = open_addr(&c->socks5_listen, socks_open)) != NULL)
-		fail(p, key_line(p, SECT_SOCKS5, "listen"), "socks5.listen: "
-		    "%s is not loopback and socks5.methods lets clients in "
-		    "without a login; set gateway.allow_open_proxy = yes to "
-		    "run an open proxy", a->text);
-	else if ((a = open_addr(&c->tls_listen, tls_open)) != NULL)
-		fail(p, key_line(p, SECT_TLS, "listen"), "tls.listen: %s is "
-		    "not loopback and socks5.methods lets clients in without "
-		    "a login; set gateway.allow_open_proxy = yes to run an "
-		    "open proxy", a->text);
-	else if ((a = open_addr(&c->convert_listen,
-	    !c->convert_require_auth)) != NULL)
-		fail(p, key_line(p, SECT_CONVERT, "listen"), "convert.listen: "
-		    "%s is not loopback and convert.require_auth = no; set "
-		    "gateway.allow_open_proxy = yes to run an open proxy",
-		    a->text);
+	if ((open = conf_open_listener(c, &a)) != OPEN_NONE)
+		fail(p, key_line(p, open == OPEN_CONVERT ? SECT_CONVERT :
+		    open == OPEN_TLS ? SECT_TLS : SECT_SOCKS5, "listen"), "%s",
+		    open_message(open, a, err, sizeof(err)));
 }
 
 void

@@ -134,6 +134,15 @@ int conf_load_stream(struct gw_conf *c, FILE *f, const char *name,
     char *err, size_t errlen);
 
 /*
+ * The open-proxy check alone: -1 with a message in err if a listener of c
+ * on a non-loopback address lets clients in without a login and
+ * gateway.allow_open_proxy is off. conf_load() runs it on the file's
+ * listeners; a reload runs it again on the live ones (listeners change
+ * only on restart).
+ */
+int conf_check_open_proxy(const struct gw_conf *c, char *err, size_t errlen);
+
+/*
  * Parse "host:port", "[v6]:port" or ":port" (host defaults to 0.0.0.0).
  * 0 or -1. Hosts must be numeric.
  */

@@ -104,7 +104,21 @@ reload(void)
 	    s->conf.buffer_size != old->conf.buffer_size)
 		log_warnx("reload: listen addresses, workers and buffer_size "
 		    "change only on restart");
+	/*
+	 * The listeners stay as they are: the new methods are judged against
+	 * them, not against addresses that would apply only after a restart
+	 * (a login-only public listener must not become an open one).
+	 */
+	s->conf.socks5_listen = old->conf.socks5_listen;
+	s->conf.tls_listen = old->conf.tls_listen;
+	s->conf.convert_listen = old->conf.convert_listen;
 	snap_unref(old);
+	if (conf_check_open_proxy(&s->conf, err, sizeof(err)) == -1) {
+		log_error("reload refused, keeping the running config: the "
+		    "running listeners would be open: %s", err);
+		snap_unref(s);
+		return;
+	}
 	if (auth_rules_local_refresh() == -1)
 		log_warn("reload: listing this host's addresses");
 	log_set_level(debug_flag ? LOG_LVL_DEBUG : s->conf.log_level);

@@ -5,6 +5,7 @@ daemon; assertions are on what the client got."""
 import os
 import re
 import resource
+import signal
 import socket
 import time
 
@@ -147,3 +148,46 @@ def test_tls_login_pipelined_data_fails_the_session(gateway, certs,
         assert tlsutil.read_eof(ts) == b""
     gw.wait_stderr(r"client=127\.0\.0\.1:%d .*method=tls-login .*"
                    r"result=tls-login-protocol " % lport)
+
+
+def test_reload_cannot_open_a_public_listener(tmp_path, users_file):
+    """Defect 3: the open-proxy check on SIGHUP judged the new file's listen
+    addresses, but listeners keep theirs until restart: a login-only
+    listener on a public address became methods = none. The reload must be
+    refused, and the listener keep asking for a login."""
+    tlsutil.need_netns()
+    ns = tlsutil.Netns("rl", str(tmp_path), hosts="127.0.0.1 localhost\n")
+    gw = None
+    try:
+        addr = "10.77.10.1"
+        tlsutil.sh("ip", "-n", ns.name, "link", "add", "v0", "type",
+                   "veth", "peer", "name", "v1")
+        tlsutil.sh("ip", "-n", ns.name, "addr", "add", addr + "/24", "dev",
+                   "v0")
+        tlsutil.sh("ip", "-n", ns.name, "link", "set", "v0", "up")
+        tlsutil.sh("ip", "-n", ns.name, "link", "set", "v1", "up")
+        gw = ns.gateway({"socks5": {"methods": "userpass"},
+                         "auth": {"users": users_file,
+                                  "allow_cleartext_password": "yes"}},
+                        ["%s:1080" % addr])
+        conf = dict(gw.config)
+        conf["socks5"] = dict(conf["socks5"], listen="127.0.0.1:1080",
+                              methods="none")
+        gwutil.write_ini(gw.conf_path, conf)
+        gw.proc.send_signal(signal.SIGHUP)
+        gw.wait_stderr(r"reloaded|reload refused")
+        s = ns.connect(addr, 1080)
+        with s:
+            s.sendall(sr.greeting([sr.M_NONE]))
+            assert sr.read_method(s) == sr.M_UNACCEPTABLE
+        assert re.search(r"reload refused.*10\.77\.10\.1:1080",
+                         gw.stderr_text())
+        s = ns.connect(addr, 1080)
+        with s:
+            s.sendall(sr.greeting([sr.M_USERPASS]))
+            assert sr.read_method(s) == sr.M_USERPASS
+        assert gw.alive()
+    finally:
+        problems = gw.stop() if gw is not None else []
+        ns.close()
+    assert not problems, problems
