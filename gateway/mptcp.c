@@ -375,4 +375,10 @@ mptcp_report(void)
 	else if (r.subflows_limit == 0)
 		log_warnx("mptcp: subflows limit is 0: endpoints are unused "
 		    "(ip mptcp limits set subflows N)");
+	if (r.add_addr_limit > 0)
+		log_warnx("mptcp: add_addr_accepted %d: servers can make this "
+		    "gateway join any address they announce, loopback and "
+		    "internal ones included; a gateway with subflow endpoints "
+		    "needs none (ip mptcp limits set add_addr_accepted 0; see "
+		    "README, \"MPTCP endpoints\")", r.add_addr_limit);
 }

@@ -191,3 +191,30 @@ def test_reload_cannot_open_a_public_listener(tmp_path, users_file):
         problems = gw.stop() if gw is not None else []
         ns.close()
     assert not problems, problems
+
+
+def test_add_addr_accepted_is_warned_about(tmp_path):
+    """Defect 13: with add_addr_accepted > 0 a server can announce
+    127.0.0.1 and make the gateway join its own loopback services. The
+    README says to keep it 0; the gateway says so at start-up when it is
+    not."""
+    tlsutil.need_netns()
+    ns = tlsutil.Netns("aa", str(tmp_path), hosts="127.0.0.1 localhost\n")
+    gw = None
+    try:
+        tlsutil.sh(*ns.argv("sysctl", "-qw", "net.mptcp.enabled=1"))
+        tlsutil.sh(*ns.argv("ip", "mptcp", "limits", "set", "subflows", "2",
+                            "add_addr_accepted", "2"))
+        gw = ns.gateway({}, ["127.0.0.1:1080"])
+        gw.wait_stderr(r"add_addr_accepted 2: servers can make this gateway "
+                       r"join any address")
+        gw.stop()
+        tlsutil.sh(*ns.argv("ip", "mptcp", "limits", "set", "subflows", "2",
+                            "add_addr_accepted", "0"))
+        gw = ns.gateway({}, ["127.0.0.1:1081"])
+        gw.wait_stderr(r"mpgw .* started")
+        assert "servers can make this gateway" not in gw.stderr_text()
+    finally:
+        problems = gw.stop() if gw is not None else []
+        ns.close()
+    assert not problems, problems
