@@ -1,6 +1,8 @@
 #include "gateway/admit.h"
 
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 
 #include "auth/throttle.h"
@@ -89,8 +91,38 @@ admit_login_allowed(struct session *s)
 	return false;
 }
 
-void
-admit_login_failed(struct session *s)
+/*
+ * Has the client completed the TCP handshake? With TCP Fast Open the
+ * gateway reads a client's first bytes in SYN_RECV, before the ACK that
+ * shows the SYN's source address is real. A connection reset in SYN_RECV
+ * (the real owner of a forged address answers our SYN-ACK with an RST)
+ * proves nothing either.
+ */
+static bool
+admit_handshake_done(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1)
+		return false;
+	switch (ti.tcpi_state) {
+	case TCP_ESTABLISHED:
+	case TCP_FIN_WAIT1:
+	case TCP_FIN_WAIT2:
+	case TCP_CLOSE_WAIT:
+	case TCP_CLOSING:
+	case TCP_LAST_ACK:
+	case TCP_TIME_WAIT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Count a failed login of s against its source; the delay to hold for. */
+static double
+admit_count_failure(struct session *s)
 {
 	const struct gw_conf *c = sess_conf(s);
 	const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
@@ -107,10 +139,32 @@ admit_login_failed(struct session *s)
 		    "refused connections: %" PRIu64 ")", s->id, s->client,
 		    c->fail_limit, c->fail_block, st.failures, st.refusals);
 	}
-	if (delay > 0) {
+	return delay;
+}
+
+void
+admit_login_failed(struct session *s)
+{
+	double delay;
+
+	if (!admit_handshake_done(s->cfd)) {
+		s->login_unproven = true;
+		log_debug("session %" PRIu64 ": failed login before the "
+		    "handshake completed: counted only once it does", s->id);
+		return;
+	}
+	if ((delay = admit_count_failure(s)) > 0) {
 		sess_set_state(s, SESS_HOLD);
 		sess_timer_set(s, delay);
 	}
+}
+
+void
+admit_session_end(struct session *s)
+{
+	if (s->login_unproven && admit_handshake_done(s->cfd))
+		(void)admit_count_failure(s);
+	s->login_unproven = false;
 }
 
 void

@@ -37,10 +37,15 @@ bool admit_login_allowed(struct session *s);
  * A failed login (password or Convert key) by s, whose failure reply is
  * queued: count it against the client's source, and hold the reply back
  * for the throttle's growing delay (-> SESS_HOLD; other clients are not
- * slowed).
+ * slowed). A client that has not completed the TCP handshake (its
+ * message came in a SYN, TCP Fast Open) has not proven its address: the
+ * failure is counted only if the handshake completes before the session
+ * ends (admit_session_end), so spoofed SYNs cannot block a victim.
  */
 void admit_login_failed(struct session *s);
 /* A successful login by s. */
 void admit_login_ok(struct session *s);
+/* The session is closing: settle what admission still owes it. */
+void admit_session_end(struct session *s);
 
 #endif

@@ -21,9 +21,6 @@
 #include "lib/log.h"
 #include "lib/util.h"
 
-/* How long a failed session waits for the client to read its reply. */
-#define SESS_LINGER_TIME 2.0
-
 static atomic_uint_fast64_t sess_next_id = 1;
 
 static const char *
@@ -348,6 +345,16 @@ sess_closing(struct session *s)
 {
 	int rc;
 
+	/*
+	 * A failed login from an address the handshake has not proven yet
+	 * waits for it (admit.c): no FIN and no RST until the client shows
+	 * itself or the linger time ends.
+	 */
+	if (s->login_unproven) {
+		sess_timer_set(s, SESS_LINGER_TIME);
+		sess_set_state(s, SESS_LINGER);
+		return 1;
+	}
 	if (s->reset) {
 		sess_close(s);
 		return -1;
@@ -596,6 +603,7 @@ sess_close(struct session *s)
 	e.up = s->relay.up.bytes;
 	e.down = s->relay.down.bytes;
 	e.duration = ev_now(w->loop) - s->started;
+	admit_session_end(s);
 	access_write(&e);
 	stats_add(STAT_BYTES_UP, e.up);
 	stats_add(STAT_BYTES_DOWN, e.down);

@@ -145,6 +145,7 @@ struct session {
 	bool upstream_mptcp;		/* upstream socket was created MPTCP */
 	bool silent;			/* Convert Silent TLV: no reply, RST on failure */
 	bool reset;			/* CLOSING: close with an RST, at once */
+	bool login_unproven;		/* a failed login before the handshake completed */
 	bool cert_user;			/* user named by a client certificate */
 	uint8_t method;			/* SOCKS5 method chosen */
 	int cfd;
@@ -215,6 +216,8 @@ void sess_reset(struct session *s);
 void sess_process(struct session *s);
 /* Log the session, release everything and free it. */
 void sess_close(struct session *s);
+/* How long a failed session waits for the client to read its reply. */
+#define SESS_LINGER_TIME 2.0
 /* Cancel an outstanding pool job (its done() will free it). */
 void sess_cancel_job(struct session *s);
 

@@ -4,7 +4,7 @@ Reads a JSON list of cases on stdin, runs them one after the other, each on
 a new TCP socket, and prints a JSON list of results on stdout.
 
 A case: {"dst": "IP:PORT", "data": HEX, "fastopen": bool, "shut": bool,
-         "timeout": seconds}
+         "timeout": seconds, "src": IP (optional source address)}
   data is sent in the SYN (sendto MSG_FASTOPEN with TCP_FASTOPEN_NO_COOKIE)
   when fastopen is set, else after connect(); with shut the socket is then
   half-closed (SHUT_WR). Everything the peer sends is read until EOF, a
@@ -26,6 +26,8 @@ def run(case):
     dst = (host, int(port))
     data = bytes.fromhex(case["data"])
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if case.get("src"):
+        s.bind((case["src"], 0))
     res = {"reply": "", "connect": "ok"}
     try:
         if case.get("fastopen"):

@@ -21,7 +21,7 @@ LAB_SH = os.path.join(HERE, "lab.sh")
 BUILD = os.environ.get("MPGW_BUILD", "build")
 if not os.path.isabs(BUILD):
     BUILD = os.path.join(TOP, BUILD)
-MPGW = os.path.join(BUILD, "mpgw")
+MPGW = os.environ.get("MPGW_BIN") or os.path.join(BUILD, "mpgw")
 LIB = os.path.join(BUILD, "libmpgw.so")
 MPGW_RUN = os.path.join(BUILD, "mpgw-run")
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") \

@@ -46,6 +46,7 @@ NAME = "origin.lab.test"
 MAX_SKEW = 30
 FILE_SIZE = 1 << 20
 CONVERT_CLIENT = os.path.join(lu.HERE, "convert_client.py")
+SYN_SPOOF = os.path.join(lu.HERE, "syn_spoof.py")
 
 OK_REPLY = bytes.fromhex("01022263" "14010000")
 
@@ -537,6 +538,45 @@ def test_silent_failure_is_a_reset(env):
     msg = message([connect_tlv(env.srv_ip, CLOSED_PORT)], key=env.key)
     res = raw(env, [{"data": msg, "fastopen": True}])
     assert res[0]["reply"] == err_reply(96), res[0]["reply"].hex()
+
+
+# --- the login throttle and forged sources -------------------------------------
+
+def test_spoofed_syns_cannot_block_a_source(env):
+    """Issue 8 defect 7: with convert.tfo_no_cookie, a Convert message in a
+    SYN is read before the handshake completes. Failed Auth in SYNs from a
+    forged address must not count towards the throttle, or an off-path
+    attacker could block any victim: here four forged SYNs with a bad MAC
+    from 10.77.1.50 (fail_limit 2), then the real 10.77.1.50 logs in."""
+    lab = env.lab
+    port = CONV_PORT + 1
+    victim = "10.77.1.50"
+    gw = lu.Gateway(lab, "mpgw-throttle", {
+        "socks5": {"listen": "127.0.0.1:1091"},
+        "auth": {"fail_limit": "2", "fail_delay_max": "0",
+                 "fail_block": "300"},
+        "convert": {"listen": "%s:%d" % (env.gw_ip, port),
+                    "require_auth": "yes", "keys": lab.path("keys"),
+                    "max_skew": str(MAX_SKEW), "tfo_no_cookie": "yes"}})
+    try:
+        bad = message([connect_tlv(env.srv_ip, HTTP_PORT)], key=b"\0" * 32)
+        r = lab.run("cli", [lu.PY, SYN_SPOOF, victim, env.gw_ip, str(port),
+                            bad.hex(), "4"])
+        assert r.returncode == 0, out(r)
+
+        def forged():
+            return [a for a in gw.access() if a["client"].startswith(
+                victim + ":") and a["result"] == "convert-bad-mac"]
+        # (The old gateway logged two and then refused the rest at accept.)
+        gw.proc.wait(lambda: len(forged()) >= 2, "forged SYNs refused")
+        # The address's real owner shows up and logs in.
+        lab.run("cli", ["ip", "addr", "add", victim + "/24", "dev", "c1"])
+        case = dict(good_case(env), dst="%s:%d" % (env.gw_ip, port),
+                    src=victim)
+        assert_good(env, raw(env, [case])[0])
+    finally:
+        lab.run("cli", ["ip", "addr", "del", victim + "/24", "dev", "c1"])
+        gw.proc.stop()
 
 
 def test_connect_name_unknown_is_unreachable(env):
