@@ -486,6 +486,78 @@ socks5_parse_reply(const uint8_t *buf, size_t len, uint8_t *rep,
 }
 
 /*
+ * UDP request header, client to relay and relay to client (RFC 1928
+ * section 7):
+ *
+ *	+----+------+------+----------+----------+----------+
+ *	|RSV | FRAG | ATYP | DST.ADDR | DST.PORT |   DATA   |
+ *	+----+------+------+----------+----------+----------+
+ *	| 2  |  1   |  1   | Variable |    2     | Variable |
+ *	+----+------+------+----------+----------+----------+
+ *
+ * The RFC writes RSV as X'0000' but says nothing of a relay that sees
+ * another value, and a datagram has no channel to report an error on; Dante
+ * copies RSV and never looks at it, so a client that puts garbage there
+ * works with Dante. It is not checked here either, and always written as
+ * zero. FRAG is the caller's to judge. The address is strict, as in a
+ * request: a name is 1..255 bytes with no NUL, since it is resolved. The
+ * parser sees a whole datagram, so AGAIN is a truncated header. On OK
+ * fills *h.
+ */
+enum socks5_res
+socks5_parse_udp_hdr(const uint8_t *buf, size_t len, struct socks5_udp_hdr *h,
+    size_t *used)
+{
+	enum socks5_res res;
+	size_t end;
+	uint8_t dummy;
+
+	if (len < 4)
+		return SOCKS5_AGAIN;
+	res = parse_addr(buf, len, 4, buf[3], true, &h->addr, &end, &dummy);
+	if (res != SOCKS5_OK)
+		return res;
+	h->frag = buf[2];
+	*used = end;
+	return SOCKS5_OK;
+}
+
+/*
+ * Writes the header (diagram above socks5_parse_udp_hdr) for frag and a
+ * into out (cap bytes). Returns its length, or 0 if a cannot be written or
+ * cap is short.
+ */
+size_t
+socks5_write_udp_hdr(uint8_t *out, size_t cap, uint8_t frag,
+    const struct socks5_addr *a)
+{
+	size_t alen;
+
+	alen = addr_wire_len(a);
+	if (alen == 0 || cap < 3 || cap - 3 < alen)
+		return 0;
+	out[0] = 0x00;
+	out[1] = 0x00;
+	out[2] = frag;
+	return 3 + write_addr(out + 3, a);
+}
+
+/*
+ * The relay's header for a datagram from sa (AF_INET or AF_INET6, a
+ * v4-mapped address as IPv4), FRAG 0. Returns its length, or 0 for another
+ * family or a short cap.
+ */
+size_t
+socks5_write_udp_hdr_sa(uint8_t *out, size_t cap, const struct sockaddr *sa)
+{
+	struct socks5_addr a;
+
+	if (socks5_addr_from_sockaddr(&a, sa) == -1)
+		return 0;
+	return socks5_write_udp_hdr(out, cap, 0, &a);
+}
+
+/*
  * Fills *a from an AF_INET or AF_INET6 sockaddr; a v4-mapped IPv6 address
  * becomes IPv4. Returns 0, or -1 with errno EAFNOSUPPORT for another family.
  */

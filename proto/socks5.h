@@ -24,6 +24,9 @@
 #define SOCKS5_MSG_MAX 513
 /* A reply with an IPv6 BND.ADDR: VER REP RSV ATYP 16 2. */
 #define SOCKS5_REPLY_MAX 22
+/* UDP request headers: a one-byte domain, and a 255-byte one. */
+#define SOCKS5_UDP_HDR_MIN 8
+#define SOCKS5_UDP_HDR_MAX 262
 
 enum socks5_res {
 	SOCKS5_OK = 0,
@@ -95,6 +98,12 @@ struct socks5_request {
 	struct socks5_addr dst;
 };
 
+/* The header in front of every relayed datagram (RFC 1928 section 7). */
+struct socks5_udp_hdr {
+	uint8_t frag;		/* 0: a whole datagram; the gateway drops others */
+	struct socks5_addr addr; /* client to relay: DST; relay to client: source */
+};
+
 /* --- server side: parse what a client sends --------------------------- */
 
 /* VER NMETHODS METHODS...; VER != 5 or NMETHODS == 0 is BAD. */
@@ -149,6 +158,35 @@ enum socks5_res socks5_parse_userpass_status(const uint8_t *buf, size_t len,
  * (Dante echoes an empty one with REP 04). */
 enum socks5_res socks5_parse_reply(const uint8_t *buf, size_t len,
     uint8_t *rep, struct socks5_addr *bnd, size_t *used);
+
+/* --- UDP ASSOCIATE datagrams, both directions --------------------------- */
+
+/*
+ * RSV FRAG ATYP ADDR PORT at the start of one whole datagram buf[0..len).
+ * On OK fills *h and sets *used to the header's length: the payload is
+ * buf[*used..len), possibly empty. SOCKS5_AGAIN means the datagram ends
+ * inside the header; nothing more will arrive for it, so the caller treats
+ * AGAIN as BAD. BAD: an unknown ATYP, or a domain that is empty or holds a
+ * NUL. RSV is not checked (Dante's relay ignores it too) and FRAG is
+ * reported, not judged: the gateway drops FRAG != 0 and counts it.
+ */
+enum socks5_res socks5_parse_udp_hdr(const uint8_t *buf, size_t len,
+    struct socks5_udp_hdr *h, size_t *used);
+/*
+ * Writes RSV (zero) FRAG ATYP ADDR PORT for a into out (cap bytes): the
+ * header in front of a payload. Returns the bytes written (at most
+ * SOCKS5_UDP_HDR_MAX), or 0 for an unknown ATYP, an empty name or one with
+ * a NUL, or cap too short.
+ */
+size_t socks5_write_udp_hdr(uint8_t *out, size_t cap, uint8_t frag,
+    const struct socks5_addr *a);
+/*
+ * The same with FRAG 0 and the address and port of an AF_INET or AF_INET6
+ * sockaddr (a v4-mapped address as IPv4): what the relay puts in front of
+ * a datagram that came from sa. 0 for another family or cap too short.
+ */
+size_t socks5_write_udp_hdr_sa(uint8_t *out, size_t cap,
+    const struct sockaddr *sa);
 
 /* --- addresses and codes ---------------------------------------------- */
 

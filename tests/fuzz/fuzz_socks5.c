@@ -7,8 +7,9 @@
  *   - an OK uses no more than it was given, and shorter prefixes than *used
  *     are AGAIN;
  *   - what a parser accepts, the matching writer writes back byte for byte
- *     (greeting, username/password, request), and addresses survive the
- *     trip through struct sockaddr and socks5_addr_format.
+ *     (greeting, username/password, request; a UDP header up to RSV, which
+ *     is written as zero), and addresses survive the trip through struct
+ *     sockaddr and socks5_addr_format.
  * Each parse sees a heap copy of exactly the bytes offered, so a read past
  * len is caught by AddressSanitizer.
  *
@@ -39,9 +40,10 @@ enum kind {
 	K_METHOD,
 	K_STATUS,
 	K_REPLY,
+	K_UDP,
 };
 
-#define K_COUNT (K_REPLY + 1)
+#define K_COUNT (K_UDP + 1)
 
 struct outcome {
 	enum socks5_res res;
@@ -52,6 +54,7 @@ struct outcome {
 	struct socks5_userpass up;
 	struct socks5_request req;
 	struct socks5_addr bnd;
+	struct socks5_udp_hdr udp;
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -88,6 +91,9 @@ run(enum kind k, const uint8_t *buf, size_t len, struct outcome *o)
 	case K_REPLY:
 		o->res = socks5_parse_reply(copy, len, &o->rep, &o->bnd,
 		    &o->used);
+		break;
+	case K_UDP:
+		o->res = socks5_parse_udp_hdr(copy, len, &o->udp, &o->used);
 		break;
 	}
 	free(copy);
@@ -144,6 +150,9 @@ same(enum kind k, const struct outcome *a, const struct outcome *b)
 		return a->byte == b->byte;
 	case K_REPLY:
 		return a->rep == b->rep && addr_eq(&a->bnd, &b->bnd);
+	case K_UDP:
+		return a->udp.frag == b->udp.frag &&
+		    addr_eq(&a->udp.addr, &b->udp.addr);
 	}
 	return false;
 }
@@ -175,6 +184,44 @@ check_addr(const struct socks5_addr *a)
 		    a->port == back.port);
 	else
 		CHECK(addr_eq(a, &back));
+}
+
+/*
+ * A UDP header the parser took: the writer gives it back but for RSV, and
+ * an IP address written from a sockaddr parses to the same address.
+ */
+static void
+check_udp(const uint8_t *data, const struct outcome *o)
+{
+	uint8_t out[SOCKS5_MSG_MAX];
+	struct sockaddr_storage ss;
+	struct outcome back;
+	socklen_t sslen;
+	size_t n;
+
+	CHECK(o->used >= SOCKS5_UDP_HDR_MIN && o->used <= SOCKS5_UDP_HDR_MAX);
+	if (o->udp.addr.atyp == SOCKS5_ATYP_DOMAIN)
+		CHECK(o->udp.addr.name_len >= 1 &&
+		    strlen(o->udp.addr.u.name) == o->udp.addr.name_len);
+	n = socks5_write_udp_hdr(out, sizeof(out), o->udp.frag, &o->udp.addr);
+	CHECK(n == o->used && out[0] == 0 && out[1] == 0);
+	CHECK(memcmp(out + 2, data + 2, n - 2) == 0);
+	CHECK(socks5_write_udp_hdr(out, n - 1, o->udp.frag, &o->udp.addr) ==
+	    0);
+	check_addr(&o->udp.addr);
+	if (o->udp.addr.atyp == SOCKS5_ATYP_DOMAIN)
+		return;
+	CHECK(socks5_addr_to_sockaddr(&o->udp.addr, &ss, &sslen) == 0);
+	n = socks5_write_udp_hdr_sa(out, sizeof(out),
+	    (const struct sockaddr *)&ss);
+	CHECK(n >= 10);
+	run(K_UDP, out, n, &back);
+	CHECK(back.res == SOCKS5_OK && back.used == n && back.udp.frag == 0);
+	/* Only a v4-mapped address changes: it comes back as IPv4. */
+	if (back.udp.addr.atyp == o->udp.addr.atyp)
+		CHECK(addr_eq(&back.udp.addr, &o->udp.addr));
+	else
+		CHECK(memcmp(o->udp.addr.u.v6 + 12, back.udp.addr.u.v4, 4) == 0);
 }
 
 /* What an OK must satisfy, and the writers giving the same bytes back. */
@@ -222,6 +269,9 @@ check_ok(enum kind k, const uint8_t *data, size_t size,
 	case K_REPLY:
 		CHECK(socks5_rep_str(o->rep) != NULL);
 		check_addr(&o->bnd);
+		break;
+	case K_UDP:
+		check_udp(data, o);
 		break;
 	}
 }

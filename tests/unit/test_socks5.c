@@ -24,6 +24,7 @@ enum kind {
 	K_METHOD,
 	K_STATUS,
 	K_REPLY,
+	K_UDP,
 };
 
 /* Everything a parser can hand back, so one harness drives all of them. */
@@ -36,6 +37,7 @@ struct outcome {
 	struct socks5_userpass up;
 	struct socks5_request req;
 	struct socks5_addr bnd;
+	struct socks5_udp_hdr udp;
 };
 
 /* A string literal as (bytes, length), NULs inside included. */
@@ -77,6 +79,9 @@ run(enum kind k, const uint8_t *buf, size_t len, struct outcome *o)
 	case K_REPLY:
 		o->res = socks5_parse_reply(copy, len, &o->rep, &o->bnd,
 		    &o->used);
+		break;
+	case K_UDP:
+		o->res = socks5_parse_udp_hdr(copy, len, &o->udp, &o->used);
 		break;
 	}
 	free(copy);
@@ -121,6 +126,9 @@ fields_eq(enum kind k, const struct outcome *a, const struct outcome *b)
 		return a->byte == b->byte;
 	case K_REPLY:
 		return a->rep == b->rep && addr_eq(&a->bnd, &b->bnd);
+	case K_UDP:
+		return a->udp.frag == b->udp.frag &&
+		    addr_eq(&a->udp.addr, &b->udp.addr);
 	}
 	return false;
 }
@@ -128,7 +136,8 @@ fields_eq(enum kind k, const struct outcome *a, const struct outcome *b)
 /*
  * A valid message of n bytes: every strict prefix (one byte at a time) is
  * AGAIN, the whole is OK using n, and the whole plus trailing bytes is OK
- * using n with the same fields. Leaves the whole message's outcome in *o.
+ * using n with the same fields (for a UDP header, the trailing bytes are
+ * the payload). Leaves the whole message's outcome in *o.
  */
 static void
 check_valid(enum kind k, const uint8_t *msg, size_t n, struct outcome *o)
@@ -752,6 +761,209 @@ Test(socks5, write_reply)
 	cr_assert_eq(n, 10);
 	cr_assert_arr_eq(out, "\x05\x04\x00\x01\x00\x00\x00\x00\x00\x00", 10);
 	cr_assert_eq(errno, EHOSTUNREACH, "write_reply changed errno");
+}
+
+/* --- UDP request headers (RFC 1928 section 7) ---------------------- */
+
+Test(socks5, udp_hdr_valid)
+{
+	static const struct {
+		const uint8_t *msg;
+		size_t len;
+		uint8_t frag;
+		const char *text;
+	} t[] = {
+		{ M("\x00\x00\x00\x01\x7f\x00\x00\x01\x00\x35"), 0,
+		    "127.0.0.1:53" },
+		{ M("\x00\x00\x00\x04\x20\x01\x0d\xb8\x00\x00\x00\x00"
+		    "\x00\x00\x00\x00\x00\x00\x00\x01\x01\xbb"), 0,
+		    "[2001:db8::1]:443" },
+		{ M("\x00\x00\x00\x03\x0b" "example.com\x00\x35"), 0,
+		    "example.com:53" },
+		/* the shortest header: a one-byte name */
+		{ M("\x00\x00\x00\x03\x01x\xff\xff"), 0, "x:65535" },
+		/* FRAG is reported, not judged */
+		{ M("\x00\x00\x01\x01\x0a\x4d\x00\x01\x00\x07"), 1,
+		    "10.77.0.1:7" },
+		{ M("\x00\x00\x81\x01\x0a\x4d\x00\x01\x00\x07"), 0x81,
+		    "10.77.0.1:7" },
+		/* RSV is not checked (Dante ignores it as well) */
+		{ M("\x00\x01\x00\x01\x0a\x4d\x00\x01\x00\x07"), 0,
+		    "10.77.0.1:7" },
+		{ M("\xff\xff\x00\x01\x0a\x4d\x00\x01\x00\x07"), 0,
+		    "10.77.0.1:7" },
+		{ M("\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"), 0,
+		    "0.0.0.0:0" },
+	};
+	struct outcome o;
+	char text[300];
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		check_valid(K_UDP, t[i].msg, t[i].len, &o);
+		cr_assert_eq(o.udp.frag, t[i].frag, "case %zu", i);
+		cr_assert_eq(o.udp.addr.atyp, t[i].msg[3]);
+		socks5_addr_format(&o.udp.addr, text, sizeof(text));
+		cr_assert_str_eq(text, t[i].text);
+	}
+}
+
+Test(socks5, udp_hdr_domain_255)
+{
+	uint8_t msg[SOCKS5_UDP_HDR_MAX];
+	struct outcome o;
+
+	memcpy(msg, "\x00\x00\x00\x03\xff", 5);
+	memset(msg + 5, 'n', 255);
+	msg[260] = 0x01;
+	msg[261] = 0xbb;
+	check_valid(K_UDP, msg, sizeof(msg), &o);
+	cr_assert_eq(o.used, SOCKS5_UDP_HDR_MAX);
+	cr_assert_eq(o.udp.addr.name_len, 255);
+	cr_assert_eq(strlen(o.udp.addr.u.name), 255);
+	cr_assert_eq(o.udp.addr.port, 443);
+}
+
+/* The payload starts at buf + used and is never taken for header. */
+Test(socks5, udp_hdr_payload_left_alone)
+{
+	static const uint8_t dgram[] = "\x00\x00\x00\x01\x0a\x4d\x00\x02"
+	    "\x00\x35" "\x00\x00\x00\x03\x00payload";
+	struct outcome o;
+
+	run(K_UDP, dgram, sizeof(dgram) - 1, &o);
+	cr_assert_eq(o.res, SOCKS5_OK);
+	cr_assert_eq(o.used, 10);
+	cr_assert_eq(memcmp(dgram + o.used, "\x00\x00\x00\x03\x00payload",
+	    sizeof(dgram) - 1 - 10), 0);
+	/* an empty payload is a datagram too */
+	run(K_UDP, dgram, 10, &o);
+	cr_assert_eq(o.res, SOCKS5_OK);
+	cr_assert_eq(o.used, 10);
+}
+
+Test(socks5, udp_hdr_malformed)
+{
+	static const struct {
+		const uint8_t *msg;
+		size_t len;
+		size_t bad_at;
+	} t[] = {
+		/* unknown ATYP */
+		{ M("\x00\x00\x00\x00\x7f\x00\x00\x01\x00\x35"), 4 },
+		{ M("\x00\x00\x00\x02\x7f\x00\x00\x01\x00\x35"), 4 },
+		{ M("\x00\x00\x00\x05\x7f\x00\x00\x01\x00\x35"), 4 },
+		{ M("\x00\x00\x00\xff\x7f\x00\x00\x01\x00\x35"), 4 },
+		/* empty name, NUL in the name */
+		{ M("\x00\x00\x00\x03\x00\x00\x35"), 5 },
+		{ M("\x00\x00\x00\x03\x03" "a\x00" "b\x00\x35"), 7 },
+		{ M("\x00\x00\x00\x03\x01\x00\x00\x35"), 6 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		check_bad(K_UDP, t[i].msg, t[i].len, t[i].bad_at, 0);
+}
+
+/* A datagram that ends inside its header is AGAIN: the caller drops it. */
+Test(socks5, udp_hdr_truncated_is_again)
+{
+	static const uint8_t v6[] = "\x00\x00\x00\x04\x20\x01\x0d\xb8"
+	    "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x01\xbb";
+	struct socks5_udp_hdr h;
+	size_t used = 77, k;
+
+	memset(&h, 0xaa, sizeof(h));
+	for (k = 0; k < sizeof(v6) - 1; k++) {
+		cr_assert_eq(socks5_parse_udp_hdr(v6, k, &h, &used),
+		    SOCKS5_AGAIN, "len %zu", k);
+		cr_assert_eq(used, 77);
+		cr_assert_eq(h.frag, 0xaa);
+	}
+	cr_assert_lt(SOCKS5_UDP_HDR_MIN, 10);
+	cr_assert_eq(socks5_parse_udp_hdr(M("\x00\x00\x00\x03\x01x\x00"), &h,
+	    &used), SOCKS5_AGAIN);
+	cr_assert_eq(socks5_parse_udp_hdr(M("\x00\x00\x00\x03\x01x\x00\x01"),
+	    &h, &used), SOCKS5_OK);
+	cr_assert_eq(used, SOCKS5_UDP_HDR_MIN);
+}
+
+Test(socks5, write_udp_hdr)
+{
+	struct socks5_addr a;
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	struct sockaddr_un sun;
+	uint8_t out[SOCKS5_UDP_HDR_MAX + 8];
+	struct outcome o;
+	size_t n;
+
+	memset(&a, 0, sizeof(a));
+	a.atyp = SOCKS5_ATYP_DOMAIN;
+	strcpy(a.u.name, "example.com");
+	a.name_len = 11;
+	a.port = 53;
+	n = socks5_write_udp_hdr(out, sizeof(out), 0, &a);
+	cr_assert_eq(n, 18);
+	cr_assert_arr_eq(out, "\x00\x00\x00\x03\x0b" "example.com\x00\x35",
+	    18);
+	check_valid(K_UDP, out, n, &o);
+	cr_assert(addr_eq(&o.udp.addr, &a));
+	cr_assert_eq(socks5_write_udp_hdr(out, n, 0, &a), n);
+	cr_assert_eq(socks5_write_udp_hdr(out, n - 1, 0, &a), 0);
+	/* FRAG as given; RSV always zero */
+	n = socks5_write_udp_hdr(out, sizeof(out), 3, &a);
+	cr_assert_arr_eq(out, "\x00\x00\x03\x03", 4);
+	check_valid(K_UDP, out, n, &o);
+	cr_assert_eq(o.udp.frag, 3);
+	/* the longest */
+	memset(a.u.name, 'q', 255);
+	a.name_len = 255;
+	cr_assert_eq(socks5_write_udp_hdr(out, sizeof(out), 0, &a),
+	    SOCKS5_UDP_HDR_MAX);
+	/* what cannot be written */
+	a.name_len = 0;
+	cr_assert_eq(socks5_write_udp_hdr(out, sizeof(out), 0, &a), 0);
+	memcpy(a.u.name, "a\0b", 4);
+	a.name_len = 3;
+	cr_assert_eq(socks5_write_udp_hdr(out, sizeof(out), 0, &a), 0);
+	a.atyp = 0x02;
+	cr_assert_eq(socks5_write_udp_hdr(out, sizeof(out), 0, &a), 0);
+
+	/* from the source address of a datagram */
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(5353);
+	inet_pton(AF_INET, "10.77.0.9", &sin.sin_addr);
+	n = socks5_write_udp_hdr_sa(out, sizeof(out), (struct sockaddr *)&sin);
+	cr_assert_eq(n, 10);
+	cr_assert_arr_eq(out, "\x00\x00\x00\x01\x0a\x4d\x00\x09\x14\xe9",
+	    10);
+	cr_assert_eq(socks5_write_udp_hdr_sa(out, 9, (struct sockaddr *)&sin),
+	    0);
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_port = htons(443);
+	inet_pton(AF_INET6, "2001:db8::7", &sin6.sin6_addr);
+	n = socks5_write_udp_hdr_sa(out, sizeof(out),
+	    (struct sockaddr *)&sin6);
+	cr_assert_eq(n, 22);
+	check_valid(K_UDP, out, n, &o);
+	cr_assert_eq(o.udp.addr.atyp, SOCKS5_ATYP_IPV6);
+	cr_assert_arr_eq(o.udp.addr.u.v6, &sin6.sin6_addr, 16);
+	cr_assert_eq(o.udp.addr.port, 443);
+	/* v4-mapped goes out as ATYP 1 */
+	inet_pton(AF_INET6, "::ffff:192.0.2.9", &sin6.sin6_addr);
+	n = socks5_write_udp_hdr_sa(out, sizeof(out),
+	    (struct sockaddr *)&sin6);
+	cr_assert_eq(n, 10);
+	cr_assert_arr_eq(out, "\x00\x00\x00\x01\xc0\x00\x02\x09\x01\xbb",
+	    10);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	cr_assert_eq(socks5_write_udp_hdr_sa(out, sizeof(out),
+	    (struct sockaddr *)&sun), 0);
+	cr_assert_eq(socks5_write_udp_hdr_sa(out, sizeof(out), NULL), 0);
 }
 
 /* --- addresses ------------------------------------------------------- */
