@@ -102,6 +102,14 @@
  *	|  Type = 0xC2  |  Length = 1   |             Zero              |
  *	+---------------+---------------+-------------------------------+
  *
+ *	UDP (0xC3, ours), Length 1: the connection carries the datagrams
+ *	of a UDP association, framed as conv_udp_frame_parse describes, so
+ *	there is no Connect or Connect-Name, or a Connect naming no target
+ *	(port 0, address ::ffff:0.0.0.0 or ::, no options):
+ *	+---------------+---------------+-------------------------------+
+ *	|  Type = 0xC3  |  Length = 1   |             Zero              |
+ *	+---------------+---------------+-------------------------------+
+ *
  * The parsers are pure functions of (buf, len): they look at the bytes in
  * wire order and stop at the first that is either wrong (BAD) or not there
  * yet (AGAIN). So a BAD seen on a prefix is seen, with the same code, on
@@ -309,15 +317,66 @@ parse_options(const struct tlv *t, size_t from, size_t *opts_end, uint8_t *err)
 	return need(t, t->end);
 }
 
-/* Connect: port, IPv6 address, then TCP options. */
+/*
+ * Whether a Connect address and port name no target: 0.0.0.0:0 (written
+ * ::ffff:0.0.0.0) or [::]:0, what goes with the UDP TLV.
+ */
+static bool
+no_target(const uint8_t a6[16], uint16_t port)
+{
+	static const uint8_t mapped0[16] = {[10] = 0xff, [11] = 0xff};
+	static const uint8_t zero[16];
+
+	return port == 0 &&
+	    (memcmp(a6, zero, 16) == 0 || memcmp(a6, mapped0, 16) == 0);
+}
+
+/* Whether m has a Connect TLV that names a target (or carries options). */
+static bool
+names_target(const struct conv_msg *m)
+{
+	return m->has_connect &&
+	    (m->opts_len > 0 || !no_target(m->addr.s6_addr, m->port));
+}
+
+/*
+ * The port and address of a Connect that comes after the UDP TLV, as far
+ * as they have arrived: zero, except address bytes 10 and 11, both 0 or
+ * both 0xff. BAD at the first byte that breaks it.
+ */
 static enum conv_res
-parse_connect(const struct tlv *t, struct conv_msg *m, uint8_t *err)
+udp_connect_target(const struct tlv *t, uint8_t *err)
+{
+	size_t i, a10 = t->off + 4 + 10, stop;
+
+	stop = t->off + CONNECT_LEN < t->have ? t->off + CONNECT_LEN : t->have;
+	for (i = t->off + 2; i < stop; i++) {
+		if (i == a10 && t->buf[i] != 0 && t->buf[i] != 0xff)
+			return bad(err, CONV_ERR_MALFORMED);
+		if (i == a10 + 1 && t->buf[i] != t->buf[i - 1])
+			return bad(err, CONV_ERR_MALFORMED);
+		if ((i < a10 || i > a10 + 1) && t->buf[i] != 0)
+			return bad(err, CONV_ERR_MALFORMED);
+	}
+	return need(t, t->off + CONNECT_LEN);
+}
+
+/*
+ * Connect: port, IPv6 address, then TCP options. After the UDP TLV (udp)
+ * it may only name no target, and carries no options.
+ */
+static enum conv_res
+parse_connect(const struct tlv *t, bool udp, struct conv_msg *m, uint8_t *err)
 {
 	enum conv_res r;
 	size_t opts_end;
 
 	if (t->end - t->off < CONNECT_LEN)
 		return bad(err, CONV_ERR_MALFORMED);
+	if (udp && t->end - t->off != CONNECT_LEN)
+		return bad(err, CONV_ERR_MALFORMED);
+	if (udp && (r = udp_connect_target(t, err)) != CONV_OK)
+		return r;
 	if ((r = need(t, t->off + CONNECT_LEN)) != CONV_OK)
 		return r;
 	r = parse_options(t, t->off + CONNECT_LEN, &opts_end, err);
@@ -443,7 +502,13 @@ conv_parse_request(
 					return bad(err, CONV_ERR_MALFORMED);
 				break;
 			case CONV_TLV_CONNECT_NAME:
-				if (was_seen(seen, CONV_TLV_CONNECT))
+				if (was_seen(seen, CONV_TLV_CONNECT) ||
+				    was_seen(seen, CONV_TLV_UDP))
+					return bad(err, CONV_ERR_MALFORMED);
+				break;
+			case CONV_TLV_UDP:
+				/* Datagrams name their own targets. */
+				if (m->has_name || names_target(m))
 					return bad(err, CONV_ERR_MALFORMED);
 				break;
 			default:
@@ -466,8 +531,12 @@ conv_parse_request(
 		case CONV_TLV_SILENT:
 			r = parse_flag_tlv(&t, &m->silent, err);
 			break;
+		case CONV_TLV_UDP:
+			r = parse_flag_tlv(&t, &m->has_udp, err);
+			break;
 		case CONV_TLV_CONNECT:
-			r = parse_connect(&t, m, err);
+			r = parse_connect(
+			    &t, was_seen(seen, CONV_TLV_UDP), m, err);
 			break;
 		case CONV_TLV_CONNECT_NAME:
 			r = parse_connect_name(&t, m, err);
@@ -486,7 +555,7 @@ conv_parse_request(
 		if (r != CONV_OK)
 			return r;
 	}
-	if (!m->has_connect && !m->has_name)
+	if (!m->has_connect && !m->has_name && !m->has_udp)
 		return bad(err, CONV_ERR_MALFORMED);
 	m->len = total;
 	return CONV_OK;
@@ -592,7 +661,8 @@ conv_write_request(
 
 	if (mac_off != NULL)
 		*mac_off = 0;
-	if ((req->addr == NULL) == (req->name == NULL))
+	if (req->udp ? req->name != NULL
+		     : (req->addr == NULL) == (req->name == NULL))
 		return 0;
 	/* Each part is bounded first, so the sums cannot wrap. */
 	total = CONV_HDR_LEN;
@@ -602,8 +672,10 @@ conv_write_request(
 		if (req->opts_len > CONV_MSG_MAX ||
 		    (req->opts_len > 0 && req->opts == NULL))
 			return 0;
+		if (req->udp && (req->opts_len > 0 || !no_target(a6, port)))
+			return 0;
 		total += PAD4(CONNECT_LEN + req->opts_len);
-	} else {
+	} else if (req->name != NULL) {
 		nlen = strnlen(req->name, 256);
 		if (nlen == 0 || nlen > 255)
 			return 0;
@@ -614,6 +686,8 @@ conv_write_request(
 			return 0;
 		total += PAD4(4 + req->cookie_len);
 	}
+	if (req->udp)
+		total += 4;
 	if (req->info)
 		total += 4;
 	if (req->silent)
@@ -640,13 +714,15 @@ conv_write_request(
 			    out + off + CONNECT_LEN, req->opts, req->opts_len);
 		off += put_tlv(
 		    out + off, CONV_TLV_CONNECT, CONNECT_LEN + req->opts_len);
-	} else {
+	} else if (req->name != NULL) {
 		put16(out + off + 2, req->port);
 		out[off + 4] = (uint8_t)nlen;
 		memcpy(out + off + NAME_FIXED, req->name, nlen);
 		off += put_tlv(
 		    out + off, CONV_TLV_CONNECT_NAME, NAME_FIXED + nlen);
 	}
+	if (req->udp)
+		off += put_tlv(out + off, CONV_TLV_UDP, 4);
 	if (req->cookie != NULL) {
 		if (req->cookie_len > 0)
 			memcpy(out + off + 4, req->cookie, req->cookie_len);
@@ -695,6 +771,53 @@ conv_write_error(uint8_t *out, size_t cap, uint8_t code, uint8_t value)
 	out[CONV_HDR_LEN + 2] = code;
 	out[CONV_HDR_LEN + 3] = value;
 	return CONV_REPLY_LEN;
+}
+
+/*
+ * A datagram frame on a UDP-carrying connection (diagram in convert.h):
+ * Length(16) then that many bytes, a SOCKS5 UDP header and the payload.
+ * A Length below the shortest header can never frame a datagram, so it is
+ * BAD as soon as both its bytes are in. On OK *body points into buf.
+ */
+enum conv_res
+conv_udp_frame_parse(const uint8_t *buf, size_t len, const uint8_t **body,
+    size_t *n, size_t *used)
+{
+	size_t blen;
+
+	if (len < CONV_UDP_LEN_LEN)
+		return CONV_AGAIN;
+	blen = get16(buf);
+	if (blen < CONV_UDP_BODY_MIN)
+		return CONV_BAD;
+	if (len - CONV_UDP_LEN_LEN < blen)
+		return CONV_AGAIN;
+	*body = buf + CONV_UDP_LEN_LEN;
+	*n = blen;
+	*used = CONV_UDP_LEN_LEN + blen;
+	return CONV_OK;
+}
+
+/* Writes the Length of an n-byte body; 0 if n cannot be framed. */
+size_t
+conv_udp_frame_len(uint8_t out[CONV_UDP_LEN_LEN], size_t n)
+{
+	if (n < CONV_UDP_BODY_MIN || n > CONV_UDP_BODY_MAX)
+		return 0;
+	put16(out, (uint16_t)n);
+	return CONV_UDP_LEN_LEN;
+}
+
+/* Writes Length and body; 0 if n cannot be framed or cap is short. */
+size_t
+conv_udp_frame_write(uint8_t *out, size_t cap, const uint8_t *body, size_t n)
+{
+	if (cap < CONV_UDP_LEN_LEN || cap - CONV_UDP_LEN_LEN < n)
+		return 0;
+	if (conv_udp_frame_len(out, n) == 0)
+		return 0;
+	memcpy(out + CONV_UDP_LEN_LEN, body, n);
+	return CONV_UDP_LEN_LEN + n;
 }
 
 /*

@@ -37,7 +37,7 @@ enum conv_res {
 	CONV_BAD,
 };
 
-/* TLV types (IANA "Convert TLVs"; 0xC0-0xC2 are ours, in Private Use). */
+/* TLV types (IANA "Convert TLVs"; 0xC0-0xC3 are ours, in Private Use). */
 enum conv_tlv {
 	CONV_TLV_INFO = 1,
 	CONV_TLV_CONNECT = 10,
@@ -48,6 +48,7 @@ enum conv_tlv {
 	CONV_TLV_CONNECT_NAME = 0xc0,
 	CONV_TLV_AUTH = 0xc1,
 	CONV_TLV_SILENT = 0xc2,
+	CONV_TLV_UDP = 0xc3,
 };
 
 /* Error TLV codes (IANA "Convert Errors"). */
@@ -66,7 +67,11 @@ enum conv_err {
 
 /*
  * A parsed request. Pointers point into the buffer given to the parser and
- * live as long as it does. Exactly one of has_connect and has_name is set.
+ * live as long as it does. Without has_udp, exactly one of has_connect and
+ * has_name is set. With has_udp (the connection carries a UDP association,
+ * whose datagrams name their own targets) has_name is never set, and
+ * has_connect only for a Connect that names no target: port 0, address
+ * ::ffff:0.0.0.0 or ::, no options.
  */
 struct conv_msg {
 	size_t len;    /* Total Length in bytes */
@@ -83,6 +88,7 @@ struct conv_msg {
 	size_t cookie_len;     /* multiple of 4, may be 0 */
 	bool info;
 	bool silent;
+	bool has_udp;
 	bool has_auth;
 	uint8_t user_len; /* 1..255 */
 	char user[256];	  /* NUL-terminated, no NUL inside */
@@ -105,7 +111,9 @@ struct conv_reply {
 /*
  * What conv_write_request puts on the wire: Connect (addr set: AF_INET,
  * written as ::ffff:a.b.c.d, or AF_INET6) or Connect-Name (addr NULL, name
- * and port), then Cookie, Info, Silent, and Auth last when user is set.
+ * and port), then UDP, Cookie, Info, Silent, and Auth last when user is
+ * set. With udp, name must be NULL and addr NULL (no Connect TLV) or
+ * 0.0.0.0:0 or [::]:0 with no options.
  */
 struct conv_req {
 	const struct sockaddr *addr;
@@ -117,6 +125,7 @@ struct conv_req {
 	size_t cookie_len;
 	bool info;
 	bool silent;
+	bool udp;	  /* UDP TLV: the connection carries datagrams */
 	const char *user; /* NULL: no Auth TLV; else 1..255 bytes */
 	uint32_t ts;	  /* host order */
 	uint8_t nonce[CONV_NONCE_LEN];
@@ -130,6 +139,9 @@ struct conv_req {
  * message, non-zero padding or reserved bytes, a TLV type given twice,
  * Connect and Connect-Name both or neither, Auth not last, an empty name or
  * user or one with a NUL in it, NOP or bad lengths in Connect options).
+ * With the UDP TLV (value 00 00) neither Connect nor Connect-Name is
+ * needed; Connect-Name is then refused, and Connect only passes if it
+ * names no target (port 0, address ::ffff:0.0.0.0 or ::, no options).
  * Unknown types 192..255 are skipped. The address is not judged here.
  */
 enum conv_res conv_parse_request(
@@ -156,6 +168,44 @@ size_t conv_write_request(
 size_t conv_write_ok_reply(uint8_t *out, size_t cap);
 /* Header + Error(code, value): CONV_REPLY_LEN bytes. */
 size_t conv_write_error(uint8_t *out, size_t cap, uint8_t code, uint8_t value);
+
+/*
+ * Datagrams on a connection whose request carried the UDP TLV (DESIGN.md
+ * section 6), both ways once the Convert exchange is done:
+ *
+ *	+-------------------------------+------------------------------+
+ *	|      Length (16 bits)         | SOCKS5 UDP header | payload  |
+ *	+-------------------------------+------------------------------+
+ *
+ * Length counts the bytes after it: at least CONV_UDP_BODY_MIN (the
+ * shortest SOCKS5 UDP header, a one-byte name), at most the field's
+ * 65535. The frame codec does not look inside the body: a bad SOCKS5
+ * header loses that datagram only, a bad Length the whole stream.
+ */
+#define CONV_UDP_LEN_LEN 2
+#define CONV_UDP_BODY_MIN 8
+#define CONV_UDP_BODY_MAX 65535
+#define CONV_UDP_FRAME_MAX (CONV_UDP_LEN_LEN + CONV_UDP_BODY_MAX)
+
+/*
+ * One frame at the start of buf[0..len): AGAIN until it is all there, BAD
+ * for a Length below CONV_UDP_BODY_MIN (0 included). On OK *body points at
+ * the SOCKS5 UDP header in buf, *n is its length with the payload, and
+ * *used (2 + *n) is where the next frame starts.
+ */
+enum conv_res conv_udp_frame_parse(const uint8_t *buf, size_t len,
+    const uint8_t **body, size_t *n, size_t *used);
+/*
+ * Writes Length and body[0..n) into out (cap bytes): 2 + n, or 0 if n is
+ * outside CONV_UDP_BODY_MIN..CONV_UDP_BODY_MAX or cap is short.
+ */
+size_t conv_udp_frame_write(
+    uint8_t *out, size_t cap, const uint8_t *body, size_t n);
+/*
+ * Writes only the Length of an n-byte body (for a body already in place, or
+ * sent with writev): CONV_UDP_LEN_LEN, or 0 if n is out of range.
+ */
+size_t conv_udp_frame_len(uint8_t out[CONV_UDP_LEN_LEN], size_t n);
 
 /*
  * HMAC-SHA256 of msg[0..len) with key, truncated to 16 bytes: 0, or -1 if

@@ -1,13 +1,15 @@
 /*
  * libFuzzer target for the Convert codec (proto/convert.c).
  *
- * For each input, as a request and as a reply:
+ * For each input, as a request, as a reply and as UDP datagram frames:
  *  - the prefixes, each in a heap block of exactly its size (so ASan sees
  *    any read past len), give AGAIN until one gives the final answer, and
  *    that answer (result, Error code, every parsed field) is the one the
  *    whole input gives;
  *  - a request that parses is written back with conv_write_request and
- *    parses again to the same fields.
+ *    parses again to the same fields;
+ *  - frames parsed one after another stay inside the input, and each one
+ *    written back with conv_udp_frame_write is the same bytes.
  * Any disagreement aborts.
  *
  *	clang -std=c11 -D_GNU_SOURCE -I. -g -O1 \
@@ -59,6 +61,7 @@ same_msg(const struct conv_msg *a, const uint8_t *abuf,
 	CHECK(a->cookie_len == b->cookie_len);
 	CHECK(a->info == b->info);
 	CHECK(a->silent == b->silent);
+	CHECK(a->has_udp == b->has_udp);
 	CHECK(a->has_auth == b->has_auth);
 	CHECK(a->user_len == b->user_len);
 	CHECK(strcmp(a->user, b->user) == 0);
@@ -74,7 +77,19 @@ sane_msg(const struct conv_msg *m, const uint8_t *buf, size_t size)
 {
 	CHECK(m->len >= CONV_HDR_LEN && m->len <= CONV_MSG_MAX);
 	CHECK(m->len <= size && m->len % 4 == 0);
-	CHECK(m->has_connect != m->has_name);
+	if (m->has_udp) {
+		/* A UDP association names no target of its own. */
+		CHECK(!m->has_name);
+		if (m->has_connect) {
+			CHECK(m->port == 0 && m->opts_len == 0);
+			CHECK(IN6_IS_ADDR_UNSPECIFIED(&m->addr) ||
+			    (IN6_IS_ADDR_V4MAPPED(&m->addr) &&
+				memcmp(m->addr.s6_addr + 12, "\0\0\0\0", 4) ==
+				    0));
+		}
+	} else {
+		CHECK(m->has_connect != m->has_name);
+	}
 	if (m->has_name)
 		CHECK(m->name_len > 0 && strlen(m->name) == m->name_len);
 	if (m->has_connect)
@@ -108,10 +123,11 @@ rewrite(const struct conv_msg *m, const uint8_t *buf)
 		req.addr = (const struct sockaddr *)&sin6;
 		req.opts = m->opts;
 		req.opts_len = m->opts_len;
-	} else {
+	} else if (m->has_name) {
 		req.name = m->name;
 		req.port = m->port;
 	}
+	req.udp = m->has_udp;
 	if (m->has_cookie) {
 		req.cookie = m->cookie;
 		req.cookie_len = m->cookie_len;
@@ -139,6 +155,7 @@ rewrite(const struct conv_msg *m, const uint8_t *buf)
 	CHECK(m->cookie_len == 0 ||
 	    memcmp(m2.cookie, m->cookie, m->cookie_len) == 0);
 	CHECK(m2.info == m->info && m2.silent == m->silent);
+	CHECK(m2.has_udp == m->has_udp && m2.has_name == m->has_name);
 	CHECK(m2.has_auth == m->has_auth && strcmp(m2.user, m->user) == 0);
 	CHECK(m2.ts == m->ts);
 	CHECK(memcmp(m2.nonce, m->nonce, sizeof(m->nonce)) == 0);
@@ -228,11 +245,64 @@ fuzz_reply(const uint8_t *data, size_t size)
 	CHECK(pr == wr);
 }
 
-/* libFuzzer entry point: the same bytes as a request and as a reply. */
+/*
+ * One frame at data[0..size): every prefix agrees with the whole, as for
+ * the messages above. Returns the whole's result, *used on OK.
+ */
+static enum conv_res
+fuzz_one_frame(const uint8_t *data, size_t size, size_t *used)
+{
+	const uint8_t *wbody = NULL, *pbody;
+	size_t wn = 0, wused = 0, pn, pused, k;
+	enum conv_res wr, pr = CONV_AGAIN;
+	static uint8_t out[CONV_UDP_FRAME_MAX];
+	uint8_t *p;
+
+	wr = conv_udp_frame_parse(data, size, &wbody, &wn, &wused);
+	if (wr == CONV_OK) {
+		CHECK(wbody == data + CONV_UDP_LEN_LEN);
+		CHECK(wn >= CONV_UDP_BODY_MIN && wn <= CONV_UDP_BODY_MAX);
+		CHECK(wused == CONV_UDP_LEN_LEN + wn && wused <= size);
+		CHECK(
+		    conv_udp_frame_write(out, sizeof(out), wbody, wn) == wused);
+		CHECK(memcmp(out, data, wused) == 0);
+	}
+	for (k = 0; k <= size; k++) {
+		p = malloc(k > 0 ? k : 1);
+		CHECK(p != NULL);
+		memcpy(p, data, k);
+		pr = conv_udp_frame_parse(p, k, &pbody, &pn, &pused);
+		if (pr != CONV_AGAIN) {
+			CHECK(pr == wr);
+			if (pr == CONV_OK)
+				CHECK(pbody - p == wbody - data && pn == wn &&
+				    pused == wused && k == wused);
+			free(p);
+			break;
+		}
+		free(p);
+	}
+	CHECK(pr == wr);
+	*used = wused;
+	return wr;
+}
+
+/* The bytes as a stream of frames, one after another. */
+static void
+fuzz_frames(const uint8_t *data, size_t size)
+{
+	size_t off = 0, used;
+
+	while (fuzz_one_frame(data + off, size - off, &used) == CONV_OK)
+		off += used;
+}
+
+/* libFuzzer entry point: the same bytes as a request, reply and frames. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	fuzz_request(data, size);
 	fuzz_reply(data, size);
+	fuzz_frames(data, size);
 	return 0;
 }

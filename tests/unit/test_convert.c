@@ -2,7 +2,8 @@
  * Unit tests for the Convert codec (proto/convert.c): hand-written wire
  * vectors, every prefix of every valid message one byte at a time, each
  * malformed field with the byte at which it must be refused and its Error
- * code, writer -> parser round trips, and the MAC.
+ * code, writer -> parser round trips, the MAC, and the UDP TLV with the
+ * datagram framing that follows it.
  */
 #include "proto/convert.h"
 
@@ -35,6 +36,13 @@
 #define TS 0x65, 0x00, 0x00, 0x00
 #define NONCE 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 #define ZERO16 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+/* The UDP TLV, and the Connects that may go with it: 0.0.0.0:0, [::]:0. */
+#define UDP_TLV 0xc3, 0x01, 0x00, 0x00
+#define CONNECT_ZERO4                                                          \
+	0x0a, 0x05, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0,   \
+	    0, 0, 0
+#define CONNECT_ZERO6                                                          \
+	0x0a, 0x05, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 /* Auth for user "a": 36 + 1 = 37 -> 40 bytes, 10 words, MAC left zero. */
 #define AUTH_A 0xc1, 0x0a, 0x00, 0x01, TS, NONCE, 'a', ZERO16, 0, 0, 0
 
@@ -138,6 +146,15 @@ static const struct valid_case valid[] = {
 	24},
     {"trailing data that looks bad", B(HDR(5), NAME_EX, 0x02, 0x00, 0xff, 0x00),
 	20},
+    {"udp alone", B(HDR(2), UDP_TLV), 8},
+    {"udp, connect 0.0.0.0:0", B(HDR(7), CONNECT_ZERO4, UDP_TLV), 28},
+    {"udp, then connect [::]:0", B(HDR(7), UDP_TLV, CONNECT_ZERO6), 28},
+    {"udp with cookie, silent and auth",
+	B(HDR(15), UDP_TLV, 0x16, 0x02, 0, 0, 'k', 'k', 'k', 'k', 0xc2, 0x01, 0,
+	    0, AUTH_A),
+	60},
+    {"udp, then a datagram frame",
+	B(HDR(2), UDP_TLV, 0x00, 0x0a, 0, 0, 0, 0x01, 10, 77, 0, 1, 0, 53), 8},
 };
 /* clang-format on */
 
@@ -164,7 +181,10 @@ Test(convert, every_prefix_of_every_valid_message)
 				    " err %u",
 				    v->name, k, r, err);
 				cr_assert_eq(m.len, v->total, "%s", v->name);
-				cr_assert(m.has_connect != m.has_name);
+				if (m.has_udp)
+					cr_assert_not(m.has_name);
+				else
+					cr_assert(m.has_connect != m.has_name);
 			}
 			cr_assert_eq(err, 0xee, "%s: err set", v->name);
 			free(p);
@@ -466,6 +486,54 @@ static const struct bad_case bad[] = {
 	UNS},
     {"error type 30 in a request", B(HDR(7), 0x1e, 0x01, 0x01, 0, CONNECT_V4),
 	5, UNS},
+    {"udp value not zero", B(HDR(2), 0xc3, 0x01, 0x00, 0x01), 8, MAL},
+    {"udp too long", B(HDR(3), 0xc3, 0x02, 0, 0, 0, 0, 0, 0), 6, MAL},
+    {"udp twice", B(HDR(3), UDP_TLV, UDP_TLV), 9, MAL},
+    {"udp then connect-name", B(HDR(6), UDP_TLV, NAME_EX), 9, MAL},
+    {"connect-name then udp", B(HDR(6), NAME_EX, UDP_TLV), 21, MAL},
+    {"connect with a target then udp", B(HDR(7), CONNECT_V4, UDP_TLV), 25, MAL},
+    {"connect 0.0.0.0:1 then udp",
+	B(HDR(7), 0x0a, 0x05, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff,
+	    0xff, 0, 0, 0, 0, UDP_TLV),
+	25, MAL},
+    {"connect 0.0.0.0:0 with an option then udp",
+	B(HDR(8), 0x0a, 0x06, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff,
+	    0xff, 0, 0, 0, 0, 0x1e, 0x02, 0, 0, UDP_TLV),
+	29, MAL},
+    {"udp then connect port 256",
+	B(HDR(7), UDP_TLV, 0x0a, 0x05, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff, 0, 0, 0, 0),
+	11, MAL},
+    {"udp then connect port 1",
+	B(HDR(7), UDP_TLV, 0x0a, 0x05, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff, 0, 0, 0, 0),
+	12, MAL},
+    {"udp then connect 1.0.0.0:0",
+	B(HDR(7), UDP_TLV, 0x0a, 0x05, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff, 1, 0, 0, 0),
+	25, MAL},
+    {"udp then connect [::1]:0",
+	B(HDR(7), UDP_TLV, 0x0a, 0x05, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0, 0, 0, 0, 0, 1),
+	28, MAL},
+    {"udp then connect [2001::]:0",
+	B(HDR(7), UDP_TLV, 0x0a, 0x05, 0x00, 0x00, 0x20, 0x01, 0, 0, 0, 0, 0, 0,
+	    0, 0, 0, 0, 0, 0, 0, 0),
+	13, MAL},
+    {"udp then connect [::ff00:0]:0",
+	B(HDR(7), UDP_TLV, 0x0a, 0x05, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0x00, 0, 0, 0, 0),
+	24, MAL},
+    {"udp then connect [::fe:0]:0",
+	B(HDR(7), UDP_TLV, 0x0a, 0x05, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0x00, 0xfe, 0, 0, 0, 0),
+	24, MAL},
+    {"udp then connect with an option",
+	B(HDR(8), UDP_TLV, 0x0a, 0x06, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff, 0, 0, 0, 0, 0x1e, 0x02, 0, 0),
+	10, MAL},
+    {"udp then connect too short", B(HDR(4), UDP_TLV, 0x0a, 0x02, 0, 0, 0, 0),
+	10, MAL},
 };
 /* clang-format on */
 
@@ -583,12 +651,15 @@ round_trip(const struct conv_req *req, const char *what)
 		if (req->opts_len > 0)
 			cr_assert_eq(memcmp(m.opts, req->opts, req->opts_len),
 			    0, "%s", what);
-	} else {
+	} else if (req->name != NULL) {
 		cr_assert(m.has_name && !m.has_connect, "%s", what);
 		cr_assert_str_eq(m.name, req->name, "%s", what);
 		cr_assert_eq(m.name_len, strlen(req->name), "%s", what);
 		cr_assert_eq(m.port, req->port, "%s", what);
+	} else {
+		cr_assert(!m.has_name && !m.has_connect, "%s", what);
 	}
+	cr_assert_eq(m.has_udp, req->udp, "%s", what);
 	cr_assert_eq(m.has_cookie, req->cookie != NULL, "%s", what);
 	if (req->cookie != NULL)
 		cr_assert(conv_cookie_equal(&m, req->cookie, req->cookie_len),
@@ -707,6 +778,218 @@ Test(convert, writer_refuses_what_it_cannot_write)
 	    conv_write_request(out, sizeof(out), &req, NULL), CONV_MSG_MAX);
 	req.cookie_len++;
 	cr_assert_eq(conv_write_request(out, sizeof(out), &req, NULL), 0);
+}
+
+Test(convert, udp_fields)
+{
+	const struct valid_case *v;
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct conv_msg m;
+	socklen_t sl;
+
+	v = find_valid("udp alone");
+	parse_ok(v->b, v->len, &m);
+	cr_assert(m.has_udp);
+	cr_assert_not(m.has_connect || m.has_name || m.has_cookie);
+	cr_assert_eq(conv_addr_to_sockaddr(&m, &ss, &sl), -1);
+	v = find_valid("udp, connect 0.0.0.0:0");
+	parse_ok(v->b, v->len, &m);
+	cr_assert(m.has_udp && m.has_connect);
+	cr_assert_eq(conv_addr_to_sockaddr(&m, &ss, &sl), 0);
+	cr_assert_eq(sin->sin_family, AF_INET);
+	cr_assert_eq(sin->sin_port, 0);
+	cr_assert_eq(sin->sin_addr.s_addr, 0);
+	v = find_valid("udp with cookie, silent and auth");
+	parse_ok(v->b, v->len, &m);
+	cr_assert(m.has_udp && m.has_cookie && m.silent && m.has_auth);
+	cr_assert_str_eq(m.user, "a");
+	/* Without the UDP TLV nothing changed: no target is still refused. */
+	parse_ok(connect_v4_vec, sizeof(connect_v4_vec), &m);
+	cr_assert_not(m.has_udp);
+}
+
+Test(convert, udp_request_written)
+{
+	static const uint8_t alone[] = {HDR(2), UDP_TLV};
+	static const uint8_t zero4[] = {HDR(7), CONNECT_ZERO4, UDP_TLV};
+	static const uint8_t zero6[] = {HDR(7), CONNECT_ZERO6, UDP_TLV};
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
+	static const uint8_t opt[] = {0x1e, 0x02};
+	struct conv_req req = {.udp = true};
+	uint8_t out[CONV_MSG_MAX];
+	size_t n;
+
+	n = conv_write_request(out, sizeof(out), &req, NULL);
+	cr_assert_eq(n, sizeof(alone));
+	cr_assert_eq(memcmp(out, alone, n), 0);
+	round_trip(&req, "udp alone");
+	req.addr = (struct sockaddr *)&sin;
+	n = conv_write_request(out, sizeof(out), &req, NULL);
+	cr_assert_eq(n, sizeof(zero4));
+	cr_assert_eq(memcmp(out, zero4, n), 0);
+	round_trip(&req, "udp, 0.0.0.0:0");
+	req.addr = (struct sockaddr *)&sin6;
+	n = conv_write_request(out, sizeof(out), &req, NULL);
+	cr_assert_eq(n, sizeof(zero6));
+	cr_assert_eq(memcmp(out, zero6, n), 0);
+	req.addr = NULL;
+	req.user = "alice";
+	req.ts = 77;
+	req.silent = true;
+	req.cookie = (const uint8_t *)"secret";
+	req.cookie_len = 6;
+	round_trip(&req, "udp with everything");
+
+	/* What cannot go with UDP: a name, a target, options. */
+	memset(&req, 0, sizeof(req));
+	req.udp = true;
+	req.name = "example.com";
+	cr_assert_eq(conv_write_request(out, sizeof(out), &req, NULL), 0);
+	req.name = NULL;
+	req.addr = (struct sockaddr *)&sin;
+	sin.sin_port = htons(1);
+	cr_assert_eq(conv_write_request(out, sizeof(out), &req, NULL), 0);
+	sin.sin_port = 0;
+	sin.sin_addr.s_addr = htonl(1);
+	cr_assert_eq(conv_write_request(out, sizeof(out), &req, NULL), 0);
+	sin.sin_addr.s_addr = 0;
+	req.opts = opt;
+	req.opts_len = sizeof(opt);
+	cr_assert_eq(conv_write_request(out, sizeof(out), &req, NULL), 0);
+	inet_pton(AF_INET6, "::1", &sin6.sin6_addr);
+	req.addr = (struct sockaddr *)&sin6;
+	req.opts_len = 0;
+	cr_assert_eq(conv_write_request(out, sizeof(out), &req, NULL), 0);
+	/* Without udp, no target at all is still refused. */
+	memset(&req, 0, sizeof(req));
+	cr_assert_eq(conv_write_request(out, sizeof(out), &req, NULL), 0);
+}
+
+/*
+ * A frame of total bytes at the start of b[0..len): every shorter prefix
+ * is AGAIN, every longer one OK with the same body, n and used.
+ */
+static void
+frame_ok(const uint8_t *b, size_t len, size_t total, const char *what)
+{
+	const uint8_t *body;
+	size_t k, n, used;
+
+	for (k = 0; k <= len; k++) {
+		uint8_t *p = copy_prefix(b, k);
+		enum conv_res r;
+
+		body = NULL;
+		n = used = 7777;
+		r = conv_udp_frame_parse(p, k, &body, &n, &used);
+		if (k < total) {
+			cr_assert_eq(r, CONV_AGAIN, "%s: prefix %zu", what, k);
+			cr_assert(body == NULL && n == 7777 && used == 7777);
+		} else {
+			cr_assert_eq(r, CONV_OK, "%s: prefix %zu", what, k);
+			cr_assert_eq(body, p + 2, "%s", what);
+			cr_assert_eq(n, total - 2, "%s", what);
+			cr_assert_eq(used, total, "%s", what);
+		}
+		free(p);
+	}
+}
+
+Test(convert, udp_frames_every_prefix)
+{
+	/* clang-format off: byte tables read best as the wire lays them out. */
+	const struct {
+		const char *name;
+		const uint8_t *b;
+		size_t len;
+		size_t total;
+	} t[] = {
+	    {"shortest: a one-byte name, no payload",
+		B(0x00, 0x08, 0, 0, 0, 0x03, 0x01, 'x', 0x00, 0x35), 10},
+	    {"ipv4 with payload",
+		B(0x00, 0x0e, 0, 0, 0, 0x01, 10, 77, 0, 1, 0, 53, 'p', 'i', 'n',
+		    'g'),
+		16},
+	    {"two frames back to back",
+		B(0x00, 0x0a, 0, 0, 0, 0x01, 10, 77, 0, 1, 0, 53, 0x00, 0x0a, 0,
+		    0, 0, 0x01, 10, 77, 0, 2, 0, 53),
+		12},
+	    {"a frame, then a bad one",
+		B(0x00, 0x0b, 0, 0, 0, 0x01, 10, 77, 0, 1, 0, 53, 'x', 0x00,
+		    0x00),
+		13},
+	};
+	/* clang-format on */
+	static uint8_t big[CONV_UDP_FRAME_MAX + 3];
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		frame_ok(t[i].b, t[i].len, t[i].total, t[i].name);
+	/* The largest body the Length can say. */
+	memset(big, 0x5a, sizeof(big));
+	big[0] = 0xff;
+	big[1] = 0xff;
+	frame_ok(big, sizeof(big), CONV_UDP_FRAME_MAX, "largest");
+}
+
+Test(convert, udp_frame_length_below_a_header_is_bad)
+{
+	static const uint8_t body[8] = {0};
+	const uint8_t *p;
+	uint8_t b[2 + 8];
+	size_t n, used, k, blen;
+
+	for (blen = 0; blen < CONV_UDP_BODY_MIN; blen++) {
+		b[0] = 0;
+		b[1] = (uint8_t)blen;
+		memcpy(b + 2, body, 8);
+		for (k = 0; k <= sizeof(b); k++) {
+			uint8_t *c = copy_prefix(b, k);
+
+			cr_assert_eq(conv_udp_frame_parse(c, k, &p, &n, &used),
+			    k < 2 ? CONV_AGAIN : CONV_BAD, "len %zu prefix %zu",
+			    blen, k);
+			free(c);
+		}
+	}
+}
+
+Test(convert, udp_frame_written)
+{
+	static const uint8_t hdr[] = {0, 0, 0, 0x01, 10, 77, 0, 1, 0, 53};
+	static uint8_t body[CONV_UDP_BODY_MAX + 1], out[CONV_UDP_FRAME_MAX + 1];
+	uint8_t len[CONV_UDP_LEN_LEN];
+	const uint8_t *p;
+	size_t n, used;
+
+	cr_assert_eq(
+	    conv_udp_frame_write(out, sizeof(out), hdr, sizeof(hdr)), 12);
+	cr_assert_eq(memcmp(out, "\x00\x0a", 2), 0);
+	cr_assert_eq(memcmp(out + 2, hdr, sizeof(hdr)), 0);
+	cr_assert_eq(conv_udp_frame_parse(out, 12, &p, &n, &used), CONV_OK);
+	cr_assert(p == out + 2 && n == sizeof(hdr) && used == 12);
+	cr_assert_eq(conv_udp_frame_write(out, 12, hdr, sizeof(hdr)), 12);
+	cr_assert_eq(conv_udp_frame_write(out, 11, hdr, sizeof(hdr)), 0);
+	cr_assert_eq(conv_udp_frame_write(out, 1, hdr, 8), 0);
+	cr_assert_eq(conv_udp_frame_write(out, sizeof(out), hdr, 7), 0);
+	cr_assert_eq(conv_udp_frame_write(out, sizeof(out), hdr, 0), 0);
+	cr_assert_eq(
+	    conv_udp_frame_write(out, sizeof(out), body, CONV_UDP_BODY_MAX),
+	    CONV_UDP_FRAME_MAX);
+	cr_assert_eq(memcmp(out, "\xff\xff", 2), 0);
+	cr_assert_eq(
+	    conv_udp_frame_write(out, sizeof(out), body, CONV_UDP_BODY_MAX + 1),
+	    0);
+
+	cr_assert_eq(conv_udp_frame_len(len, 8), 2);
+	cr_assert_eq(memcmp(len, "\x00\x08", 2), 0);
+	cr_assert_eq(conv_udp_frame_len(len, 1234), 2);
+	cr_assert_eq(memcmp(len, "\x04\xd2", 2), 0);
+	cr_assert_eq(conv_udp_frame_len(len, CONV_UDP_BODY_MAX), 2);
+	cr_assert_eq(conv_udp_frame_len(len, 7), 0);
+	cr_assert_eq(conv_udp_frame_len(len, CONV_UDP_BODY_MAX + 1), 0);
 }
 
 Test(convert, replies_written_and_parsed)
