@@ -153,6 +153,11 @@ cv_step(struct session *s)
 	}
 	memset(&s->req, 0, sizeof(s->req));
 	s->req.cmd = SOCKS5_CMD_CONNECT;
+	if (m.has_udp) {
+		/* A UDP association over Convert is not served here. */
+		cv_fail(s, CONV_ERR_UNSUPPORTED_MSG, SESS_RES_BAD_COMMAND);
+		return 1;
+	}
 	if (m.has_name) {
 		s->req.dst.atyp = SOCKS5_ATYP_DOMAIN;
 		s->req.dst.name_len = m.name_len;

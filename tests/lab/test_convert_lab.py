@@ -521,6 +521,18 @@ def test_unknown_private_tlv_skipped(env):
     assert_good(env, res[0])
 
 
+@pytest.mark.parametrize("with_connect", [False, True],
+                         ids=["udp-only", "udp-connect-any"])
+def test_udp_association_refused_for_now(env, with_connect):
+    """The UDP TLV (0xC3) parses; until UDP rides Convert the listener
+    answers Error 2 (unsupported message) and never dials 0.0.0.0:0."""
+    tl = [tlv(0xc3, b"\0\0")]
+    if with_connect:
+        tl.append(connect_tlv("0.0.0.0", 0))
+    res = raw(env, [{"data": message(tl, key=env.key), "fastopen": True}])
+    assert res[0]["reply"] == err_reply(2), res[0]["reply"].hex()
+
+
 # --- Silent failures ----------------------------------------------------------------
 
 def test_silent_failure_is_a_reset(env):
