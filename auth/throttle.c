@@ -1,183 +1,120 @@
 #include "auth/throttle.h"
 
-#include <netinet/in.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "lib/addr.h"
+#include "lib/srctab.h"
 
-#define THR_KEY_LEN ADDR_KEY_LEN
-#define THR_BUCKETS AUTH_THROTTLE_SLOTS /* a power of two */
+/* A (source, user) key: the source key, then the user's 64-bit tag. */
+#define THR_PAIR_KEY_LEN (ADDR_KEY_LEN + 8)
 
-/*
- * One source. Links are slot index + 1, so 0 means none and a zeroed
- * table is a valid empty one.
- */
-struct thr_entry {
-	uint8_t key[THR_KEY_LEN];
+/* A source. */
+struct thr_src {
 	unsigned fails;
 	double last;	/* time of the last failure */
 	double until;	/* blocked until then; 0 = not blocked */
-	uint16_t hnext; /* hash chain, or free list */
-	uint16_t newer; /* LRU list by last failure */
-	uint16_t older;
+	uint64_t epoch; /* which life of this source's entry */
 };
 
-static pthread_mutex_t thr_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct thr_entry thr_tab[AUTH_THROTTLE_SLOTS];
-static uint16_t thr_bucket[THR_BUCKETS];
-static uint16_t thr_newest, thr_oldest;
-static uint16_t thr_free;  /* entries given back */
-static unsigned thr_fresh; /* entries [thr_fresh..] never used */
-static unsigned thr_tracked;
-static uint64_t thr_failures, thr_refusals;
-static uint64_t thr_seed;
-static bool thr_seeded;
+/* One user's failures at a source. */
+struct thr_pair {
+	unsigned fails;
+	double last;
+	uint64_t epoch; /* the source entry's epoch they were counted in */
+};
 
 /*
- * The bucket of key. Seeded at first use so that sources cannot be chosen
- * to share a chain (a chain is bounded by the table size anyway).
+ * Values live beside their srctab entries, same index. A pair counts only
+ * while its epoch is its source entry's: once the source is forgotten
+ * (block over, quiet spell, evicted) old pairs must not forgive failures
+ * counted afresh.
  */
-static unsigned
-key_hash(const uint8_t *key)
-{
-	uint64_t h;
+static pthread_mutex_t thr_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct srctab_slot thr_src_slots[AUTH_THROTTLE_SLOTS];
+static struct srctab thr_srcs =
+    SRCTAB_INITIALIZER(thr_src_slots, ADDR_KEY_LEN);
+static struct thr_src thr_src[AUTH_THROTTLE_SLOTS];
+static struct srctab_slot thr_pair_slots[AUTH_THROTTLE_SLOTS];
+static struct srctab thr_pairs =
+    SRCTAB_INITIALIZER(thr_pair_slots, THR_PAIR_KEY_LEN);
+static struct thr_pair thr_pair[AUTH_THROTTLE_SLOTS];
+static uint64_t thr_epoch;
+static uint64_t thr_failures, thr_refusals;
 
-	if (!thr_seeded) {
-		if (getrandom(&thr_seed, sizeof(thr_seed), GRND_NONBLOCK) !=
-		    (ssize_t)sizeof(thr_seed))
-			thr_seed = (uint64_t)time(NULL) ^ (uintptr_t)&thr_seed;
-		thr_seeded = true;
-	}
-	h = 0xcbf29ce484222325ULL ^ thr_seed;
-	for (size_t i = 0; i < THR_KEY_LEN; i++) {
-		h ^= key[i];
-		h *= 0x100000001b3ULL;
-	}
-	h ^= h >> 29;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 32;
-	return (unsigned)(h & (THR_BUCKETS - 1));
-}
-
-/* Take slot i (index + 1) out of the LRU list. */
-static void
-lru_unlink(uint16_t i)
-{
-	struct thr_entry *e = &thr_tab[i - 1];
-
-	if (e->newer != 0)
-		thr_tab[e->newer - 1].older = e->older;
-	else
-		thr_newest = e->older;
-	if (e->older != 0)
-		thr_tab[e->older - 1].newer = e->newer;
-	else
-		thr_oldest = e->newer;
-	e->newer = e->older = 0;
-}
-
-/* Put slot i (index + 1) at the newest end of the LRU list. */
-static void
-lru_push(uint16_t i)
-{
-	struct thr_entry *e = &thr_tab[i - 1];
-
-	e->newer = 0;
-	e->older = thr_newest;
-	if (thr_newest != 0)
-		thr_tab[thr_newest - 1].newer = i;
-	thr_newest = i;
-	if (thr_oldest == 0)
-		thr_oldest = i;
-}
-
-/* Forget slot i (index + 1): off its chain and the LRU, onto the free list. */
-static void
-drop(uint16_t i)
-{
-	struct thr_entry *e = &thr_tab[i - 1];
-	uint16_t *p = &thr_bucket[key_hash(e->key)];
-
-	while (*p != i)
-		p = &thr_tab[*p - 1].hnext;
-	*p = e->hnext;
-	lru_unlink(i);
-	memset(e, 0, sizeof(*e));
-	e->hnext = thr_free;
-	thr_free = i;
-	thr_tracked--;
-}
-
-/* Has e run out at time now (block over, or quiet for long enough)? */
+/* Has source e run out at time now (block over, or quiet for long enough)? */
 static bool
-expired(const struct thr_entry *e, double now)
+src_expired(const struct thr_src *e, double now)
 {
 	if (e->until > 0)
 		return now >= e->until;
 	return now - e->last >= AUTH_THROTTLE_FORGET;
 }
 
-/* The slot (index + 1) holding key, or 0. */
-static uint16_t
-find(const uint8_t *key)
+/* The live entry of source key at now, or -1; drops it if it ran out. */
+static int
+src_find(const uint8_t *key, double now)
 {
-	uint16_t i;
+	int i;
 
-	for (i = thr_bucket[key_hash(key)]; i != 0; i = thr_tab[i - 1].hnext)
-		if (memcmp(thr_tab[i - 1].key, key, THR_KEY_LEN) == 0)
-			return i;
-	return 0;
-}
-
-/*
- * A slot for a new source key, evicting the oldest when the table is
- * full; it is on its chain and the newest in the LRU. Never fails.
- */
-static uint16_t
-insert(const uint8_t *key)
-{
-	struct thr_entry *e;
-	unsigned h;
-	uint16_t i;
-
-	if (thr_free == 0 && thr_fresh == AUTH_THROTTLE_SLOTS)
-		drop(thr_oldest);
-	if (thr_free != 0) {
-		i = thr_free;
-		thr_free = thr_tab[i - 1].hnext;
-	} else
-		i = (uint16_t)++thr_fresh;
-	e = &thr_tab[i - 1];
-	memset(e, 0, sizeof(*e));
-	memcpy(e->key, key, THR_KEY_LEN);
-	h = key_hash(key);
-	e->hnext = thr_bucket[h];
-	thr_bucket[h] = i;
-	lru_push(i);
-	thr_tracked++;
+	if ((i = srctab_find(&thr_srcs, key)) != -1 &&
+	    src_expired(&thr_src[i], now)) {
+		srctab_del(&thr_srcs, i);
+		i = -1;
+	}
 	return i;
 }
 
-/* Is client blocked at now? Drops its entry if it has run out. */
+/* The pair key of source key and user. */
+static void
+pair_key(uint8_t out[THR_PAIR_KEY_LEN], const uint8_t *key, const char *user)
+{
+	uint64_t tag = srctab_hash(user, strlen(user));
+
+	memcpy(out, key, ADDR_KEY_LEN);
+	memcpy(out + ADDR_KEY_LEN, &tag, sizeof(tag));
+}
+
+/* The live entry of a pair whose source entry is src, or -1. */
+static int
+pair_find(const uint8_t *pkey, const struct thr_src *src, double now)
+{
+	int i;
+
+	if ((i = srctab_find(&thr_pairs, pkey)) != -1 &&
+	    (thr_pair[i].epoch != src->epoch ||
+		now - thr_pair[i].last >= AUTH_THROTTLE_FORGET)) {
+		srctab_del(&thr_pairs, i);
+		i = -1;
+	}
+	return i;
+}
+
+/* Add key to t, evicting its oldest entry when it is full. */
+static int
+add_evicting(struct srctab *t, const uint8_t *key)
+{
+	int i;
+
+	if ((i = srctab_add(t, key)) == -1) {
+		srctab_del(t, srctab_oldest(t));
+		i = srctab_add(t, key);
+	}
+	return i;
+}
+
 bool
 auth_throttle_blocked(const struct sockaddr *client, double now)
 {
-	uint8_t key[THR_KEY_LEN];
+	uint8_t key[ADDR_KEY_LEN];
 	bool blocked = false;
-	uint16_t i;
+	int i;
 
 	if (!addr_source_key(client, key))
 		return false;
 	pthread_mutex_lock(&thr_lock);
-	if ((i = find(key)) != 0) {
-		if (expired(&thr_tab[i - 1], now))
-			drop(i);
-		else
-			blocked = thr_tab[i - 1].until > 0;
-	}
+	if ((i = src_find(key, now)) != -1)
+		blocked = thr_src[i].until > 0;
 	pthread_mutex_unlock(&thr_lock);
 	return blocked;
 }
@@ -195,15 +132,15 @@ fail_delay(unsigned n, unsigned max)
 	return d < max ? d : max;
 }
 
-/* Count a failure, maybe start a block, and return the delay. */
 double
-auth_throttle_fail(const struct sockaddr *client, unsigned fail_limit,
-    unsigned fail_delay_max, unsigned fail_block, double now)
+(auth_throttle_fail)(const struct sockaddr *client, const char *user,
+    unsigned fail_limit, unsigned fail_delay_max, unsigned fail_block,
+    double now)
 {
-	uint8_t key[THR_KEY_LEN];
-	struct thr_entry *e;
+	uint8_t key[ADDR_KEY_LEN], pkey[THR_PAIR_KEY_LEN];
+	struct thr_src *e;
 	double delay;
-	uint16_t i;
+	int i, p;
 
 	pthread_mutex_lock(&thr_lock);
 	thr_failures++;
@@ -211,17 +148,13 @@ auth_throttle_fail(const struct sockaddr *client, unsigned fail_limit,
 		pthread_mutex_unlock(&thr_lock);
 		return 0;
 	}
-	if ((i = find(key)) != 0 && expired(&thr_tab[i - 1], now)) {
-		drop(i);
-		i = 0;
-	}
-	if (i == 0)
-		i = insert(key);
-	else {
-		lru_unlink(i);
-		lru_push(i);
-	}
-	e = &thr_tab[i - 1];
+	if ((i = src_find(key, now)) == -1) {
+		i = add_evicting(&thr_srcs, key);
+		memset(&thr_src[i], 0, sizeof(thr_src[i]));
+		thr_src[i].epoch = ++thr_epoch;
+	} else
+		srctab_touch(&thr_srcs, i);
+	e = &thr_src[i];
 	if (e->fails < ~0u)
 		e->fails++;
 	e->last = now;
@@ -229,37 +162,64 @@ auth_throttle_fail(const struct sockaddr *client, unsigned fail_limit,
 	    e->until == 0)
 		e->until = now + fail_block;
 	delay = fail_delay(e->fails, fail_delay_max);
+
+	if (user != NULL) {
+		pair_key(pkey, key, user);
+		if ((p = pair_find(pkey, e, now)) == -1) {
+			p = add_evicting(&thr_pairs, pkey);
+			memset(&thr_pair[p], 0, sizeof(thr_pair[p]));
+			thr_pair[p].epoch = e->epoch;
+		} else
+			srctab_touch(&thr_pairs, p);
+		if (thr_pair[p].fails < ~0u)
+			thr_pair[p].fails++;
+		thr_pair[p].last = now;
+	}
 	pthread_mutex_unlock(&thr_lock);
 	return delay;
 }
 
-/* Forget client's source. */
 void
-auth_throttle_success(const struct sockaddr *client)
+(auth_throttle_success)(const struct sockaddr *client, const char *user,
+    double now)
 {
-	uint8_t key[THR_KEY_LEN];
-	uint16_t i;
+	uint8_t key[ADDR_KEY_LEN], pkey[THR_PAIR_KEY_LEN];
+	struct thr_src *e;
+	unsigned forgiven;
+	int i, p;
 
-	if (!addr_source_key(client, key))
+	if (user == NULL || !addr_source_key(client, key))
 		return;
 	pthread_mutex_lock(&thr_lock);
-	if ((i = find(key)) != 0)
-		drop(i);
+	if ((i = src_find(key, now)) == -1)
+		goto out; /* nothing counted against the source */
+	e = &thr_src[i];
+	pair_key(pkey, key, user);
+	if ((p = pair_find(pkey, e, now)) == -1)
+		goto out; /* nothing counted against this user */
+	forgiven = thr_pair[p].fails;
+	srctab_del(&thr_pairs, p);
+	/* A block stands: its failures were someone's guesses. */
+	if (e->until > 0)
+		goto out;
+	e->fails -= forgiven < e->fails ? forgiven : e->fails;
+	if (e->fails == 0)
+		srctab_del(&thr_srcs, i);
+out:
 	pthread_mutex_unlock(&thr_lock);
 }
 
-/* Copy the counters under the lock. */
 void
 auth_throttle_stats(struct auth_throttle_stats *st)
 {
 	pthread_mutex_lock(&thr_lock);
 	st->failures = thr_failures;
 	st->refusals = thr_refusals;
-	st->tracked = thr_tracked;
+	st->tracked = srctab_count(&thr_srcs);
+	st->pairs = srctab_count(&thr_pairs);
 	pthread_mutex_unlock(&thr_lock);
 }
 
-/* Count one refusal. */
 void
 auth_throttle_count_refusal(void)
 {

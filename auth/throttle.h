@@ -3,17 +3,30 @@
  * address, or an IPv6 /64 (one host usually owns a whole /64). An
  * IPv4-mapped IPv6 client counts as its IPv4 address.
  *
- * Each failure earns a growing delay before the answer (0, 0.25, 0.5, 1, 2,
- * ... seconds, capped at fail_delay_max); the fail_limit-th failure blocks
- * the source for fail_block seconds, after which it is forgotten. A source
- * with no failure for AUTH_THROTTLE_FORGET seconds is forgotten too; a
- * success forgets it at once (for IPv6, the whole /64).
+ * Each failure from a source earns a growing delay before the answer (0,
+ * 0.25, 0.5, 1, 2, ... seconds, capped at fail_delay_max); the
+ * fail_limit-th failure blocks the source for fail_block seconds, after
+ * which it is forgotten. A source with no failure for AUTH_THROTTLE_FORGET
+ * seconds is forgotten too.
  *
- * State is one global table of AUTH_THROTTLE_SLOTS sources behind a mutex;
- * when it is full the source whose last failure is oldest is dropped, so
- * spraying sources costs no memory (but can make the table forget). Every
- * function is thread-safe and cheap enough for an event loop. Times are
- * seconds on a monotonic clock, passed in by the caller.
+ * Failures are also counted per (source, user). A successful login as user
+ * U from source S forgives U's own failures at S only: they are taken off
+ * S's count. Other users' failures stay, and an active block is never
+ * lifted, so "wrong guesses for X, one valid login as Y, repeat" still ends
+ * in a block, while a user who mistypes and then gets it right is not
+ * held against. The caller asks auth_throttle_blocked() before every
+ * password or key check, not only at accept.
+ *
+ * State is two global tables (lib/srctab.h: buckets by a keyed hash under
+ * a per-process secret): AUTH_THROTTLE_SLOTS sources and as many
+ * (source, user) pairs, the user name reduced to a keyed 64-bit hash, so a
+ * peer-chosen name costs a fixed few bytes. When a table is full its entry
+ * with the oldest failure is dropped: spraying sources or names costs no
+ * memory (but can make the table forget).
+ *
+ * Thread-safe: one mutex guards both tables and the counters, held for a
+ * few lookups per call, cheap enough for an event loop. Times are seconds
+ * on a monotonic clock, passed in by the caller.
  */
 #ifndef MPGW_AUTH_THROTTLE_H
 #define MPGW_AUTH_THROTTLE_H
@@ -22,7 +35,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define AUTH_THROTTLE_SLOTS 4096   /* sources remembered at most */
+#define AUTH_THROTTLE_SLOTS 4096   /* sources, and (source, user) pairs */
 #define AUTH_THROTTLE_FORGET 600.0 /* seconds without failure */
 
 struct auth_throttle_stats {
@@ -30,26 +43,52 @@ struct auth_throttle_stats {
 	uint64_t refusals; /* auth_throttle_count_refusal() calls */
 	unsigned tracked;  /* sources held now (some may have expired
 			    * and not yet been dropped) */
+	unsigned pairs;	   /* (source, user) pairs held now */
 };
 
 /* Is client refused right now (blocked after too many failures)? */
 bool auth_throttle_blocked(const struct sockaddr *client, double now);
 
 /*
- * Record a failed login from client at time now. Returns the delay in
- * seconds to wait before answering it. After fail_limit failures (0 =
- * never) the source is blocked for fail_block seconds (0 = never).
+ * Record a failed login from client as user (NULL when the client named
+ * none, e.g. a bad client certificate) at time now. Returns the delay in
+ * seconds to wait before answering it. After fail_limit failures from the
+ * source (0 = never) it is blocked for fail_block seconds (0 = never).
  */
-double auth_throttle_fail(const struct sockaddr *client, unsigned fail_limit,
-    unsigned fail_delay_max, unsigned fail_block, double now);
+double (auth_throttle_fail)(const struct sockaddr *client, const char *user,
+    unsigned fail_limit, unsigned fail_delay_max, unsigned fail_block,
+    double now);
 
-/* A successful login from client: forget its failures. */
-void auth_throttle_success(const struct sockaddr *client);
+/*
+ * A successful login from client as user at time now: take user's own
+ * failures at that source off the source's count, unless the source is
+ * blocked. NULL user: nothing to forgive.
+ */
+void (auth_throttle_success)(const struct sockaddr *client, const char *user,
+    double now);
 
 /* Copy the counters into st. */
 void auth_throttle_stats(struct auth_throttle_stats *st);
 
 /* Count one connection refused because its source was blocked. */
 void auth_throttle_count_refusal(void);
+
+/*
+ * Transitional, until the gateway core passes the user: the calls of the
+ * old API (fail without a user, success with the client only) map to the
+ * new one with user NULL, so a success no longer resets anyone's failures.
+ * Remove with the last old-style caller.
+ */
+#define AUTH_THR_ARG7(a, b, c, d, e, f, g, ...) g
+#define AUTH_THR_ARG4(a, b, c, d, ...) d
+#define auth_throttle_fail(...)                                             \
+	AUTH_THR_ARG7(__VA_ARGS__, auth_throttle_fail, auth_throttle_fail_old, \
+	    _, _, _, _, _)(__VA_ARGS__)
+#define auth_throttle_fail_old(client, limit, dmax, block, now)             \
+	(auth_throttle_fail)(client, NULL, limit, dmax, block, now)
+#define auth_throttle_success(...)                                          \
+	AUTH_THR_ARG4(__VA_ARGS__, auth_throttle_success, _,                \
+	    auth_throttle_success_old, _)(__VA_ARGS__)
+#define auth_throttle_success_old(client) ((void)(client))
 
 #endif

@@ -359,10 +359,11 @@ def test_failed_login_inside_tls(gateway, certs, users_file, method, user, pw):
         assert read_eof(ts) == b""
 
 
-def _login_from(port, bind, method, certs, pw, origin_port=None):
-    """One login attempt from source address bind. Returns "refused" if the
-    gateway closed without a method reply, else the RFC 1929 status (and,
-    on success with origin_port, checks a GET through)."""
+def _login_from(port, bind, method, certs, pw, origin_port=None,
+                user="alice"):
+    """One login attempt as user from source address bind. Returns
+    "refused" if the gateway closed without a method reply, else the RFC
+    1929 status (and, on success with origin_port, checks a GET through)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(sr.IO_TIMEOUT)
     s.bind((bind, 0))
@@ -379,7 +380,7 @@ def _login_from(port, bind, method, certs, pw, origin_port=None):
         c = s
         if method == M_TLS_USERPASS:
             c = client_ctx(certs).wrap_socket(s, server_hostname="localhost")
-        c.sendall(sr.userpass("alice", pw))
+        c.sendall(sr.userpass(user, pw))
         st = sr.read_userpass_status(c)
         if st == 0 and origin_port is not None:
             c.sendall(sr.request("127.0.0.1", origin_port))
@@ -406,6 +407,47 @@ def test_failed_logins_block_that_source_only(gateway, certs, users_file,
     # ...but only that address.
     assert _login_from(gw.port, "127.0.0.2", method, certs, ALICE_PW,
                        origin.port) == 0
+
+
+def _throttled_gw(gateway, certs, users_file):
+    return _tls_gw(gateway, certs, users_file, methods="userpass",
+                   auth={"fail_limit": "3", "fail_delay_max": "1",
+                         "fail_block": "60"})
+
+
+def test_another_users_login_does_not_reset_failures(gateway, certs,
+                                                     users_file):
+    # Issue 8 defect 2: two wrong guesses for alice, one valid login as
+    # carol, repeat. Carol's login forgives none of alice's failures, so
+    # the third guess blocks the address.
+    gw = _throttled_gw(gateway, certs, users_file)
+    got = []
+    for _ in range(3):
+        for _ in range(2):
+            got.append(_login_from(gw.port, "127.0.0.1", sr.M_USERPASS,
+                                   certs, "not-" + ALICE_PW))
+        got.append(_login_from(gw.port, "127.0.0.1", sr.M_USERPASS, certs,
+                               CAROL_PW, user="carol"))
+    assert got[:3] == [1, 1, 0], got
+    assert got[3] not in ("refused", 0), got
+    assert got[4:] == ["refused"] * 5, got
+
+
+@pytest.mark.xfail(strict=True, reason="until the session core passes the "
+                   "user to auth_throttle_fail/auth_throttle_success (then "
+                   "this passes: remove the mark)")
+def test_own_login_forgives_own_failures(gateway, certs, users_file):
+    # A user who mistypes and then gets it right is not held against:
+    # only their own failures are forgiven.
+    gw = _throttled_gw(gateway, certs, users_file)
+    got = []
+    for _ in range(2):
+        for _ in range(2):
+            got.append(_login_from(gw.port, "127.0.0.1", sr.M_USERPASS,
+                                   certs, "not-" + ALICE_PW))
+        got.append(_login_from(gw.port, "127.0.0.1", sr.M_USERPASS, certs,
+                               ALICE_PW))
+    assert got == [1, 1, 0, 1, 1, 0], got
 
 
 # --- fragmented and stalled handshakes --------------------------------------

@@ -1,10 +1,11 @@
 /*
  * Failed-login throttling: the growing delay and its cap, blocking after the
- * limit and unblocking after fail_block, forgetting after a quiet spell,
- * reset on success, independence of sources, IPv6 /64 and IPv4-mapped
- * grouping, the counters, and eviction of the oldest source when the table
- * is full. Time is passed in, so nothing sleeps. Criterion runs each test
- * in its own process, so each starts with an empty table.
+ * limit and unblocking after fail_block, forgetting after a quiet spell, a
+ * success forgiving only that user's failures and never a block,
+ * independence of sources, IPv6 /64 and IPv4-mapped grouping, the counters,
+ * and eviction of the oldest entry when a table is full. Time is passed in,
+ * so nothing sleeps. Criterion runs each test in its own process, so each
+ * starts with empty tables.
  */
 #include "auth/throttle.h"
 
@@ -13,6 +14,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
 
@@ -53,14 +55,22 @@ nth(uint32_t i)
 	return ss;
 }
 
-/* auth_throttle_fail() for address text s with the given limits. */
+/* auth_throttle_fail() for address text s and user with the given limits. */
 static double
-fail(const char *s, unsigned limit, unsigned dmax, unsigned block, double now)
+failu(const char *s, const char *user, unsigned limit, unsigned dmax,
+    unsigned block, double now)
 {
 	struct sockaddr_storage ss = addr(s);
 
 	return auth_throttle_fail(
-	    (struct sockaddr *)&ss, limit, dmax, block, now);
+	    (struct sockaddr *)&ss, user, limit, dmax, block, now);
+}
+
+/* A failure as user "mallory". */
+static double
+fail(const char *s, unsigned limit, unsigned dmax, unsigned block, double now)
+{
+	return failu(s, "mallory", limit, dmax, block, now);
 }
 
 /* auth_throttle_blocked() for address text s. */
@@ -72,13 +82,23 @@ blocked(const char *s, double now)
 	return auth_throttle_blocked((struct sockaddr *)&ss, now);
 }
 
-/* auth_throttle_success() for address text s. */
+/* auth_throttle_success() for address text s and user. */
 static void
-success(const char *s)
+success(const char *s, const char *user, double now)
 {
 	struct sockaddr_storage ss = addr(s);
 
-	auth_throttle_success((struct sockaddr *)&ss);
+	auth_throttle_success((struct sockaddr *)&ss, user, now);
+}
+
+/* Number of (source, user) pairs held. */
+static unsigned
+pairs(void)
+{
+	struct auth_throttle_stats st;
+
+	auth_throttle_stats(&st);
+	return st.pairs;
 }
 
 /* Number of sources held. */
@@ -198,19 +218,168 @@ Test(throttle, remembered_within_quiet_spell)
 	cr_expect(blocked("192.0.2.1", 100.0 + AUTH_THROTTLE_FORGET - 1));
 }
 
-Test(throttle, success_resets)
+Test(throttle, success_forgives_own_failures)
 {
 	for (int i = 0; i < LIMIT - 1; i++)
 		fail("192.0.2.1", LIMIT, DMAX, BLOCK, 100.0);
-	success("192.0.2.1");
+	cr_expect_eq(pairs(), 1);
+	success("192.0.2.1", "mallory", 100.5);
 	cr_expect_eq(tracked(), 0);
+	cr_expect_eq(pairs(), 0);
 	cr_expect_eq(fail("192.0.2.1", LIMIT, DMAX, BLOCK, 101.0), 0);
 	for (int i = 2; i < LIMIT; i++)
 		fail("192.0.2.1", LIMIT, DMAX, BLOCK, 101.0);
 	cr_expect(!blocked("192.0.2.1", 101.0));
 	/* A success from a source never seen is harmless. */
-	success("198.51.100.1");
+	success("198.51.100.1", "mallory", 101.0);
 	cr_expect_eq(tracked(), 1);
+}
+
+Test(throttle, success_forgives_only_that_user)
+{
+	failu("192.0.2.1", "bob", LIMIT, DMAX, BLOCK, 100.0);
+	failu("192.0.2.1", "bob", LIMIT, DMAX, BLOCK, 100.0);
+	failu("192.0.2.1", "alice", LIMIT, DMAX, BLOCK, 100.0);
+	failu("192.0.2.1", "alice", LIMIT, DMAX, BLOCK, 100.0);
+	success("192.0.2.1", "alice", 100.0);
+	/* Bob's two remain: the next failure is the third in a row. */
+	cr_expect_eq(failu("192.0.2.1", "carol", LIMIT, DMAX, BLOCK, 100.0),
+	    0.5);
+	cr_expect_eq(tracked(), 1);
+	cr_expect_eq(pairs(), 2, "bob and carol");
+}
+
+Test(throttle, another_users_success_does_not_reset)
+{
+	/*
+	 * Issue 8 defect 2: wrong guesses for one user, a valid login as
+	 * another, repeat. The block comes after LIMIT guesses all the same.
+	 */
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < LIMIT - 1; i++) {
+			if (blocked("192.0.2.1", 100.0))
+				break;
+			failu("192.0.2.1", "victim", LIMIT, DMAX, BLOCK, 100.0);
+		}
+		success("192.0.2.1", "attacker", 100.0);
+	}
+	cr_expect(blocked("192.0.2.1", 100.0));
+}
+
+Test(throttle, success_by_user_who_never_failed_changes_nothing)
+{
+	fail("192.0.2.1", LIMIT, DMAX, BLOCK, 100.0);
+	fail("192.0.2.1", LIMIT, DMAX, BLOCK, 100.0);
+	success("192.0.2.1", "alice", 100.0);
+	success("192.0.2.1", NULL, 100.0);
+	cr_expect_eq(fail("192.0.2.1", LIMIT, DMAX, BLOCK, 100.0), 0.5);
+}
+
+Test(throttle, success_never_lifts_a_block)
+{
+	for (int i = 0; i < LIMIT; i++)
+		failu("192.0.2.1", "alice", LIMIT, DMAX, BLOCK, 100.0);
+	cr_assert(blocked("192.0.2.1", 100.0));
+	success("192.0.2.1", "alice", 101.0);
+	cr_expect(blocked("192.0.2.1", 101.0));
+	cr_expect(blocked("192.0.2.1", 100.0 + BLOCK - 0.01));
+	cr_expect(!blocked("192.0.2.1", 100.0 + BLOCK));
+}
+
+Test(throttle, forgiveness_does_not_outlive_the_source)
+{
+	/* Alice's failures end in a block... */
+	for (int i = 0; i < LIMIT; i++)
+		failu("192.0.2.1", "alice", LIMIT, DMAX, BLOCK, 100.0);
+	cr_assert(blocked("192.0.2.1", 100.0));
+	/* ...which runs out; the source starts afresh with bob. */
+	for (int i = 0; i < LIMIT - 1; i++)
+		failu("192.0.2.1", "bob", LIMIT, DMAX, BLOCK, 100.0 + BLOCK);
+	/* Alice's old failures were paid for: they forgive nothing now. */
+	success("192.0.2.1", "alice", 100.0 + BLOCK);
+	failu("192.0.2.1", "bob", LIMIT, DMAX, BLOCK, 100.0 + BLOCK);
+	cr_expect(blocked("192.0.2.1", 100.0 + BLOCK));
+}
+
+Test(throttle, success_elsewhere_forgives_nothing_here)
+{
+	for (int i = 0; i < LIMIT - 1; i++)
+		failu("192.0.2.1", "alice", LIMIT, DMAX, BLOCK, 100.0);
+	success("192.0.2.2", "alice", 100.0);
+	success("2001:db8::1", "alice", 100.0);
+	failu("192.0.2.1", "alice", LIMIT, DMAX, BLOCK, 100.0);
+	cr_expect(blocked("192.0.2.1", 100.0));
+}
+
+Test(throttle, user_names_compared_exactly)
+{
+	for (int i = 0; i < LIMIT - 1; i++)
+		failu("192.0.2.1", "alice", LIMIT, DMAX, BLOCK, 100.0);
+	success("192.0.2.1", "Alice", 100.0);
+	success("192.0.2.1", "alice ", 100.0);
+	success("192.0.2.1", "alic", 100.0);
+	success("192.0.2.1", "", 100.0);
+	cr_expect_eq(tracked(), 1);
+	success("192.0.2.1", "alice", 100.0);
+	cr_expect_eq(tracked(), 0);
+}
+
+Test(throttle, user_failures_forgotten_after_quiet_spell)
+{
+	failu("192.0.2.1", "alice", LIMIT, DMAX, BLOCK, 100.0);
+	failu("192.0.2.1", "bob", LIMIT, DMAX, BLOCK,
+	    100.0 + AUTH_THROTTLE_FORGET - 1);
+	/* Alice's failure is too old to forgive; bob's still counts. */
+	success("192.0.2.1", "alice", 100.0 + AUTH_THROTTLE_FORGET);
+	cr_expect_eq(failu("192.0.2.1", "bob", LIMIT, DMAX, BLOCK,
+			 100.0 + AUTH_THROTTLE_FORGET),
+	    0.5);
+}
+
+Test(throttle, null_user_counts_the_source_only)
+{
+	for (int i = 0; i < LIMIT; i++)
+		failu("192.0.2.1", NULL, LIMIT, DMAX, BLOCK, 100.0);
+	cr_expect(blocked("192.0.2.1", 100.0));
+	cr_expect_eq(pairs(), 0);
+}
+
+Test(throttle, old_style_calls)
+{
+	struct sockaddr_storage ss = addr("192.0.2.1");
+	struct sockaddr *sa = (struct sockaddr *)&ss;
+
+	/*
+	 * The transitional macros: a failure without a user, a success
+	 * with the client only, which forgives nobody.
+	 */
+	for (int i = 0; i < LIMIT - 1; i++)
+		auth_throttle_fail(sa, LIMIT, DMAX, BLOCK, 100.0);
+	auth_throttle_success(sa);
+	cr_expect_eq(tracked(), 1);
+	cr_expect_eq(pairs(), 0);
+	cr_expect_eq(auth_throttle_fail(sa, LIMIT, DMAX, BLOCK, 100.0), 2);
+	cr_expect(blocked("192.0.2.1", 100.0));
+}
+
+Test(throttle, pairs_bounded_when_names_are_sprayed)
+{
+	char name[32];
+
+	/* No limit: one source tries many names. */
+	for (int i = 0; i < 3 * AUTH_THROTTLE_SLOTS; i++) {
+		snprintf(name, sizeof(name), "user%d", i);
+		failu("192.0.2.1", name, 0, DMAX, BLOCK, 100.0 + i * 0.001);
+		cr_assert_leq(pairs(), AUTH_THROTTLE_SLOTS);
+	}
+	cr_expect_eq(pairs(), AUTH_THROTTLE_SLOTS);
+	cr_expect_eq(tracked(), 1);
+	/* The newest names are kept, the oldest evicted. */
+	snprintf(name, sizeof(name), "user%d", 3 * AUTH_THROTTLE_SLOTS - 1);
+	success("192.0.2.1", name, 200.0);
+	cr_expect_eq(pairs(), AUTH_THROTTLE_SLOTS - 1);
+	success("192.0.2.1", "user0", 200.0);
+	cr_expect_eq(pairs(), AUTH_THROTTLE_SLOTS - 1);
 }
 
 Test(throttle, other_address_unaffected)
@@ -235,9 +404,11 @@ Test(throttle, ipv6_grouped_by_64)
 	cr_expect(!blocked("2001:db8:1:3::1", 100.0));
 	cr_expect(!blocked("2001:db8:1::1", 100.0));
 	cr_expect_eq(tracked(), 1);
-	/* A success anywhere in the /64 clears it. */
-	success("2001:db8:1:2::5");
-	cr_expect(!blocked("2001:db8:1:2::1", 100.0));
+	/* A success anywhere in the /64 is one at that source. */
+	cr_expect_eq(pairs(), 1);
+	success("2001:db8:1:2::5", "mallory", 100.0);
+	cr_expect_eq(pairs(), 0);
+	cr_expect(blocked("2001:db8:1:2::1", 100.0), "a block stands");
 }
 
 Test(throttle, ipv4_not_grouped)
@@ -268,7 +439,7 @@ Test(throttle, unknown_family_never_throttled)
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	for (int i = 0; i < 10; i++)
-		cr_expect_eq(auth_throttle_fail((struct sockaddr *)&sun, 1,
+		cr_expect_eq(auth_throttle_fail((struct sockaddr *)&sun, "u", 1,
 				 DMAX, BLOCK, 100.0),
 		    0);
 	cr_expect(!auth_throttle_blocked((struct sockaddr *)&sun, 100.0));
@@ -293,10 +464,12 @@ Test(throttle, stats)
 	cr_expect_eq(st.failures, 3);
 	cr_expect_eq(st.refusals, 3);
 	cr_expect_eq(st.tracked, 2);
-	success("192.0.2.1");
+	cr_expect_eq(st.pairs, 2);
+	success("192.0.2.1", "mallory", 100.0);
 	auth_throttle_stats(&st);
 	cr_expect_eq(st.failures, 3, "a success does not undo the count");
 	cr_expect_eq(st.tracked, 1);
+	cr_expect_eq(st.pairs, 1);
 }
 
 Test(throttle, full_table_evicts_oldest)
@@ -306,31 +479,34 @@ Test(throttle, full_table_evicts_oldest)
 
 	/* Source 0 is blocked first, then every slot is filled. */
 	s = nth(0);
-	auth_throttle_fail((struct sockaddr *)&s, 2, DMAX, 3600, now);
-	auth_throttle_fail((struct sockaddr *)&s, 2, DMAX, 3600, now);
+	auth_throttle_fail((struct sockaddr *)&s, "u", 2, DMAX, 3600, now);
+	auth_throttle_fail((struct sockaddr *)&s, "u", 2, DMAX, 3600, now);
 	for (uint32_t i = 1; i < AUTH_THROTTLE_SLOTS; i++) {
 		s = nth(i);
 		auth_throttle_fail(
-		    (struct sockaddr *)&s, 2, DMAX, 3600, now += 0.001);
+		    (struct sockaddr *)&s, "u", 2, DMAX, 3600, now += 0.001);
 	}
 	cr_assert_eq(tracked(), AUTH_THROTTLE_SLOTS);
 	/* Source 0 fails again, so source 1 is now the oldest. */
 	s = nth(0);
-	auth_throttle_fail((struct sockaddr *)&s, 2, DMAX, 3600, now += 0.001);
+	auth_throttle_fail(
+	    (struct sockaddr *)&s, "u", 2, DMAX, 3600, now += 0.001);
 
 	s = nth(AUTH_THROTTLE_SLOTS);
-	auth_throttle_fail((struct sockaddr *)&s, 2, DMAX, 3600, now += 0.001);
+	auth_throttle_fail(
+	    (struct sockaddr *)&s, "u", 2, DMAX, 3600, now += 0.001);
 	cr_expect_eq(tracked(), AUTH_THROTTLE_SLOTS);
 	s = nth(0);
 	cr_expect(auth_throttle_blocked((struct sockaddr *)&s, now));
 	/* Source 1 was forgotten: its failure is a first one again. */
 	s = nth(1);
-	cr_expect_eq(
-	    auth_throttle_fail((struct sockaddr *)&s, 0, DMAX, 3600, now), 0);
+	cr_expect_eq(auth_throttle_fail(
+			 (struct sockaddr *)&s, "u", 0, DMAX, 3600, now),
+	    0);
 	/* Source 3 was not (source 2 made room for source 1). */
 	s = nth(3);
-	cr_expect_eq(
-	    auth_throttle_fail((struct sockaddr *)&s, 0, DMAX, 3600, now),
+	cr_expect_eq(auth_throttle_fail(
+			 (struct sockaddr *)&s, "u", 0, DMAX, 3600, now),
 	    0.25);
 }
 
@@ -346,7 +522,7 @@ Test(throttle, spray_keeps_table_bounded)
 	s = addr("2001:db8::1");
 	for (uint32_t i = 0; i < 3 * AUTH_THROTTLE_SLOTS; i++) {
 		memcpy(&sin6->sin6_addr.s6_addr[4], &i, sizeof(i));
-		auth_throttle_fail((struct sockaddr *)&s, 1, DMAX, 3600, now);
+		auth_throttle_fail((struct sockaddr *)&s, "u", 1, DMAX, 3600, now);
 		cr_assert_leq(tracked(), AUTH_THROTTLE_SLOTS);
 	}
 	cr_expect_eq(tracked(), AUTH_THROTTLE_SLOTS);
@@ -361,7 +537,7 @@ Test(throttle, expired_slots_are_reused)
 
 	for (uint32_t i = 0; i < 100; i++) {
 		s = nth(i);
-		auth_throttle_fail((struct sockaddr *)&s, 1, DMAX, 10, 0.0);
+		auth_throttle_fail((struct sockaddr *)&s, "u", 1, DMAX, 10, 0.0);
 	}
 	cr_expect_eq(tracked(), 100);
 	for (uint32_t i = 0; i < 100; i++) {
@@ -371,7 +547,7 @@ Test(throttle, expired_slots_are_reused)
 	cr_expect_eq(tracked(), 0);
 	for (uint32_t i = 100; i < 150; i++) {
 		s = nth(i);
-		auth_throttle_fail((struct sockaddr *)&s, 1, DMAX, 10, 20.0);
+		auth_throttle_fail((struct sockaddr *)&s, "u", 1, DMAX, 10, 20.0);
 	}
 	cr_expect_eq(tracked(), 50);
 }
@@ -385,10 +561,10 @@ hammer(void *arg)
 
 	for (uint32_t i = 0; i < 5000; i++) {
 		s = nth(base + i % 700);
-		auth_throttle_fail((struct sockaddr *)&s, 3, DMAX, 60, 1.0);
+		auth_throttle_fail((struct sockaddr *)&s, "u", 3, DMAX, 60, 1.0);
 		(void)auth_throttle_blocked((struct sockaddr *)&s, 1.0);
 		if (i % 7 == 0)
-			auth_throttle_success((struct sockaddr *)&s);
+			auth_throttle_success((struct sockaddr *)&s, "u", 1.0);
 		if (i % 11 == 0)
 			auth_throttle_count_refusal();
 	}
