@@ -10,6 +10,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "lib/log.h"
+
 #define LF_LINE_MAX 4096
 
 void
@@ -69,6 +71,42 @@ lf_skip_line(const char *s, size_t len)
 }
 
 int
+auth_secret_mode_check(const char *path, const struct stat *st, char *err,
+    size_t errlen)
+{
+	unsigned mode = (unsigned)st->st_mode & 07777;
+
+	if ((st->st_mode & (S_IRWXO | S_IWGRP)) != 0) {
+		auth_errf(err, errlen,
+		    "%s: mode %04o: a secret file must not be %s by %s; "
+		    "refusing it (chmod 600, or 640 for the gateway's group)",
+		    path, mode, (st->st_mode & S_IRWXO) != 0 ? "accessible" :
+		    "writable", (st->st_mode & S_IRWXO) != 0 ? "others" :
+		    "its group");
+		errno = EACCES;
+		return -1;
+	}
+	if ((st->st_mode & S_IRGRP) != 0)
+		log_warnx("UNPROTECTED SECRET FILE: %s: mode %04o: readable by "
+		    "its group (gid %u); fine only if that group is the "
+		    "gateway's own, else chmod 600", path, mode,
+		    (unsigned)st->st_gid);
+	return 0;
+}
+
+int
+auth_secret_file_check(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) == -1) {
+		auth_errf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return auth_secret_mode_check(path, &st, err, errlen);
+}
+
+int
 auth_linefile_read(const char *path,
     int (*parse)(void *arg, char *line, const char *path, unsigned lineno,
 	char *err, size_t errlen),
@@ -77,6 +115,7 @@ auth_linefile_read(const char *path,
 	char *line = NULL;
 	size_t linecap = 0, len;
 	unsigned lineno = 0;
+	struct stat st;
 	ssize_t n;
 	FILE *f;
 	int rc = -1;
@@ -85,6 +124,12 @@ auth_linefile_read(const char *path,
 		auth_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	if (fstat(fileno(f), &st) == -1) {
+		auth_errf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (auth_secret_mode_check(path, &st, err, errlen) == -1)
+		goto out;
 	while ((n = getline(&line, &linecap, f)) != -1) {
 		lineno++;
 		if (n > LF_LINE_MAX) {

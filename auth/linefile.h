@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 /* Longest name in either file. */
 #define AUTH_LINEFILE_NAME_MAX 255
@@ -37,12 +38,32 @@ __attribute__((format(printf, 3, 4))) void auth_errf(
 bool auth_linefile_name_ok(const char *s, size_t len, char sep);
 
 /*
+ * May the file st describes hold a secret (a password hash, a key)? Any
+ * access for others, or write access for the group, is refused: -1 with
+ * EACCES and "path: mode 0644: ..." in err. A group-readable file passes
+ * with a loud warning in the log (the usual way for a daemon that drops to
+ * a group to read its secrets, but worth saying, as ssh does for an
+ * "UNPROTECTED PRIVATE KEY FILE"). Returns 0 otherwise.
+ */
+int auth_secret_mode_check(const char *path, const struct stat *st,
+    char *err, size_t errlen);
+
+/*
+ * auth_secret_mode_check for the file at path (symlinks followed), for
+ * secrets another library opens by name (tls.key). -1 with errno and a
+ * message also when path cannot be stat'ed.
+ */
+int auth_secret_file_check(const char *path, char *err, size_t errlen);
+
+/*
  * Read the file at path and call parse for each line that is not blank or
  * a comment, in file order, with the line right-trimmed of blanks and CR
- * and NUL-terminated. A line longer than 4096 bytes or holding a NUL byte
- * is refused with "path:line: ..." and EINVAL. parse returns 0, or -1 with
- * errno and a message in err, which stops the read. The line buffer is
- * wiped: it may hold secrets. Returns 0, or -1 with errno and a message.
+ * and NUL-terminated. Both formats hold secrets, so the file must pass
+ * auth_secret_mode_check first. A line longer than 4096 bytes or holding a
+ * NUL byte is refused with "path:line: ..." and EINVAL. parse returns 0,
+ * or -1 with errno and a message in err, which stops the read. The line
+ * buffer is wiped: it may hold secrets. Returns 0, or -1 with errno and a
+ * message.
  */
 int auth_linefile_read(const char *path,
     int (*parse)(void *arg, char *line, const char *path, unsigned lineno,

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth/linefile.h"
+
 const char *
 auth_tls_error(char *buf, size_t cap)
 {
@@ -21,7 +23,7 @@ auth_tls_error(char *buf, size_t cap)
 SSL_CTX *
 auth_tls_ctx(const struct gw_conf *c, char *err, size_t errlen)
 {
-	char e[256];
+	char e[256], why[1024];
 	SSL_CTX *ctx;
 	int mode;
 
@@ -49,6 +51,10 @@ auth_tls_ctx(const struct gw_conf *c, char *err, size_t errlen)
 	if (SSL_CTX_use_certificate_chain_file(ctx, c->tls_cert) != 1) {
 		snprintf(err, errlen, "tls.cert %.256s: %s", c->tls_cert,
 		    auth_tls_error(e, sizeof(e)));
+		goto err_free;
+	}
+	if (auth_secret_file_check(c->tls_key, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "tls.key %s", why);
 		goto err_free;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, c->tls_key, SSL_FILETYPE_PEM) !=

@@ -70,6 +70,8 @@ P_MPGW_M=21084		# mpgw upstream mptcp=on (Convert on 21094)
 P_CONV_T=21093
 CONV_USER=bench
 CONV_KEY=$(awk '$1 == "bench" { print $2 }' "$CONF/convert-keys")
+# mpgw refuses a keys file others can read; git checks it out 0644.
+chmod 600 "$CONF/convert-keys"
 
 TMP=
 PIDS=
@@ -1066,6 +1068,7 @@ part_lab() {
 	sh "$TOP/tests/certs.sh" "$BUILD/certs" ||
 	    say "run.sh: tests/certs.sh failed; tls-login will fail"
 	echo "bench:$(mkpasswd -m yescrypt "$LAB_PASS")" >"$TMP/users"
+	chmod 600 "$TMP/users"
 	sed -e "s|@CERTS@|$BUILD/certs|" -e "s|@USERS@|$TMP/users|" \
 	    "$CONF/lab-mpgw-auth.ini" >"$TMP/lab-mpgw-auth.ini"
 	for sec in ${BENCH_LAB_SECTIONS:-aggregation failover ttfb}; do

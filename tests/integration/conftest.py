@@ -116,6 +116,7 @@ def users_file(tmp_path_factory):
         assert h.startswith("$"), "mkpasswd gave %r" % h
         lines.append("%s:%s" % (name, h))
     path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)       # mpgw refuses secret files others can read
     return str(path)
 
 

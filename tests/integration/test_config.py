@@ -1,7 +1,9 @@
 """The command line and the config contract (DESIGN.md section 6): `mpgw -t`
 on good and bad files (errors name file:line), --help, unknown options, a
-bad config refusing to start, and SIGHUP reload."""
+bad config refusing to start, SIGHUP reload, and secret files (users,
+Convert keys, tls.key) that others can read."""
 
+import base64
 import copy
 import os
 import re
@@ -13,6 +15,7 @@ import pytest
 
 import gwutil
 import socksraw as sr
+import tlsutil
 from gwutil import MPGW_BIN, ROOT, SLOW, run
 from servers import echo_answer
 
@@ -250,3 +253,110 @@ def test_sigusr1_logs_counters(gateway, origin):
     gwutil.wait_until(lambda: len(_stats_lines(gw)) == 2, T, "stats line 2")
     assert int(_stats_lines(gw)[1][1]) == before + 3, _stats_lines(gw)
     assert gw.alive()
+
+
+# --- secret files (issue 8 defect 9) -----------------------------------------
+
+SECRET_KINDS = ["users", "keys", "tls-key"]
+
+
+def _secret_setup(kind, tmp_path, users_file, mode):
+    """A config naming one secret file of kind, a private copy with mode.
+    Returns (config sections, path of the secret file)."""
+    if kind == "users":
+        with open(users_file) as f:
+            text = f.read()
+    elif kind == "keys":
+        text = "alice %s\n" % base64.b64encode(bytes(range(32))).decode()
+    else:
+        with open(os.path.join(tlsutil.certs_dir(), "server.key")) as f:
+            text = f.read()
+    path = tmp_path / ("secret-" + kind)
+    path.write_text(text)
+    path.chmod(mode)
+    port = gwutil.free_port()
+    if kind == "users":
+        secs = {"socks5": {"methods": "userpass"}, "auth": {"users": path}}
+    elif kind == "keys":
+        secs = {"convert": {"listen": "127.0.0.1:%d" % port, "keys": path}}
+    else:
+        secs = {"socks5": {"methods": "tls"},
+                "tls": tlsutil.tls_section(tlsutil.certs_dir(), key=path)}
+    return secs, str(path)
+
+
+def _secret_check(mpgw, tmp_path, secs):
+    p = tmp_path / "secret.ini"
+    gwutil.write_ini(str(p), gwutil.gateway_conf(
+        ["127.0.0.1:%d" % gwutil.free_port()], secs))
+    return _check(mpgw, p)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o604, 0o601, 0o620, 0o660],
+                         ids=lambda m: "%04o" % m)
+@pytest.mark.parametrize("kind", SECRET_KINDS)
+def test_secret_file_open_to_others_is_refused(mpgw, tmp_path, users_file,
+                                              kind, mode):
+    secs, path = _secret_setup(kind, tmp_path, users_file, mode)
+    r = _secret_check(mpgw, tmp_path, secs)
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 1, _text(r)
+    assert "%s: mode %04o" % (path, mode) in err, err
+    assert "chmod 600" in err, err
+
+
+@pytest.mark.parametrize("kind", SECRET_KINDS)
+def test_secret_file_0600_passes_quietly(mpgw, tmp_path, users_file, kind):
+    secs, path = _secret_setup(kind, tmp_path, users_file, 0o600)
+    r = _secret_check(mpgw, tmp_path, secs)
+    assert r.returncode == 0, _text(r)
+    assert "UNPROTECTED" not in _text(r)
+
+
+@pytest.mark.parametrize("kind", SECRET_KINDS)
+def test_secret_file_group_readable_warns(mpgw, tmp_path, users_file, kind):
+    secs, path = _secret_setup(kind, tmp_path, users_file, 0o640)
+    r = _secret_check(mpgw, tmp_path, secs)
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 0, _text(r)
+    assert re.search(r"UNPROTECTED SECRET FILE: %s: mode 0640"
+                     % re.escape(path), err), err
+
+
+def test_unprotected_secret_refuses_to_start(mpgw, tmp_path, users_file):
+    secs, path = _secret_setup("users", tmp_path, users_file, 0o644)
+    port = gwutil.free_port()
+    p = tmp_path / "start.ini"
+    gwutil.write_ini(str(p), gwutil.gateway_conf(["127.0.0.1:%d" % port],
+                                                 secs))
+    r = run([mpgw, "-c", str(p)], timeout=T)
+    assert r.returncode != 0, _text(r)
+    assert "%s: mode 0644" % path in r.stderr.decode(errors="replace")
+    assert not gwutil.accepts("127.0.0.1", port)
+
+
+def test_group_readable_secret_warns_at_start(gateway, tmp_path, users_file):
+    secs, path = _secret_setup("users", tmp_path, users_file, 0o640)
+    gw = gateway(secs)
+    gw.wait_stderr(r"UNPROTECTED SECRET FILE: %s: mode 0640"
+                   % re.escape(path))
+
+
+def test_sighup_keeps_config_when_a_secret_file_is_unprotected(
+        gateway, tmp_path, users_file):
+    gw = gateway()
+    secs, path = _secret_setup("users", tmp_path, users_file, 0o644)
+    conf = copy.deepcopy(gw.config)
+    for sec, kv in secs.items():
+        conf.setdefault(sec, {}).update(kv)
+    gwutil.write_ini(gw.conf_path, conf)
+    gw.proc.send_signal(signal.SIGHUP)
+    gw.wait_stderr(r"reload failed, keeping the running config: %s: mode "
+                   r"0644" % re.escape(path))
+    assert _offered_none_gets(gw.port) == sr.M_NONE
+    # The same file made private: the reload goes through.
+    os.chmod(path, 0o600)
+    gw.proc.send_signal(signal.SIGHUP)
+    gwutil.wait_until(lambda: _offered_none_gets(gw.port) ==
+                      sr.M_UNACCEPTABLE, 10 * SLOW,
+                      "the reloaded config (methods=userpass)", proc=gw.proc)

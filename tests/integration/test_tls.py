@@ -553,6 +553,7 @@ def test_mpgw_passwd_replaces_and_adds(gateway, origin, tmp_path):
     old_alice = "alice:" + _mkpasswd(ALICE_PW)
     carol = "carol:" + _mkpasswd(CAROL_PW)
     path.write_text("# staff\n%s\n%s\n" % (old_alice, carol))
+    path.chmod(0o600)
     new_pw = "new-" + uuid.uuid4().hex[:10]
     r = _passwd(path, "alice", new_pw)
     assert r.returncode == 0, r.stderr
@@ -605,6 +606,7 @@ def capture_lab(tmp_path_factory, certs):
     users = os.path.join(d, "users")
     with open(users, "w") as f:
         f.write("%s:%s\n" % (lab.user, _mkpasswd(lab.password, "yescrypt")))
+    os.chmod(users, 0o600)
     ns = tlsutil.Netns("cap", d, hosts="127.0.0.1 localhost\n127.0.0.1 %s\n"
                        % lab.domain)
     gw = None
