@@ -132,6 +132,14 @@ auth_linefile_read(const char *path,
 		goto out;
 	while ((n = getline(&line, &linecap, f)) != -1) {
 		lineno++;
+		/* Some editors write one; it would join the first name. */
+		if (lineno == 1 && n >= 3 &&
+		    memcmp(line, "\xef\xbb\xbf", 3) == 0) {
+			auth_errf(err, errlen, "%s:1: the file starts with a "
+			    "UTF-8 byte-order mark (EF BB BF); save it without "
+			    "one", path);
+			goto err_einval;
+		}
 		if (n > LF_LINE_MAX) {
 			auth_errf(
 			    err, errlen, "%s:%u: line too long", path, lineno);

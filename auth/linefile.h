@@ -59,8 +59,9 @@ int auth_secret_file_check(const char *path, char *err, size_t errlen);
  * Read the file at path and call parse for each line that is not blank or
  * a comment, in file order, with the line right-trimmed of blanks and CR
  * and NUL-terminated. Both formats hold secrets, so the file must pass
- * auth_secret_mode_check first. A line longer than 4096 bytes or holding a
- * NUL byte is refused with "path:line: ..." and EINVAL. parse returns 0,
+ * auth_secret_mode_check first. A file that starts with a UTF-8 byte-order
+ * mark, a line longer than 4096 bytes or one holding a NUL byte is refused
+ * with "path:line: ..." and EINVAL. parse returns 0,
  * or -1 with errno and a message in err, which stops the read. The line
  * buffer is wiped: it may hold secrets. Returns 0, or -1 with errno and a
  * message.

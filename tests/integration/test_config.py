@@ -360,3 +360,19 @@ def test_sighup_keeps_config_when_a_secret_file_is_unprotected(
     gwutil.wait_until(lambda: _offered_none_gets(gw.port) ==
                       sr.M_UNACCEPTABLE, 10 * SLOW,
                       "the reloaded config (methods=userpass)", proc=gw.proc)
+
+
+# --- a UTF-8 byte-order mark (issue 8 defect 10) ------------------------------
+
+@pytest.mark.parametrize("kind", ["users", "keys"])
+def test_byte_order_mark_is_refused_with_file_and_line(mpgw, tmp_path,
+                                                       users_file, kind):
+    secs, path = _secret_setup(kind, tmp_path, users_file, 0o600)
+    with open(path, "rb") as f:
+        text = f.read()
+    with open(path, "wb") as f:
+        f.write(b"\xef\xbb\xbf" + text)
+    r = _secret_check(mpgw, tmp_path, secs)
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 1, _text(r)
+    assert "%s:1: " % path in err and "byte-order mark" in err, err

@@ -292,6 +292,28 @@ Test(keys, nul_byte_is_refused)
 	cr_assert_str_eq(err, want);
 }
 
+Test(keys, byte_order_mark_is_refused)
+{
+	char good[64], text[256], want[256], err[512];
+	struct auth_keys *k;
+
+	/* Issue 8 defect 10: it would join the first user's name. */
+	b64_of(0x66, 32, good);
+	snprintf(text, sizeof(text), "\xef\xbb\xbf" "alice %s\n", good);
+	write_file(kfile, text);
+	load_fails(err, sizeof(err));
+	snprintf(want, sizeof(want), "%s:1: the file starts with a UTF-8 "
+	    "byte-order mark (EF BB BF)", kfile);
+	cr_assert(strncmp(err, want, strlen(want)) == 0, "%s", err);
+	/* Not the file's first bytes: a (UTF-8) name like any other. */
+	snprintf(text, sizeof(text), "alice %s\n\xef\xbb\xbf" "bob %s\n",
+	    good, good);
+	write_file(kfile, text);
+	cr_assert_not_null(k = auth_keys_load(kfile, err, sizeof(err)), "%s",
+	    err);
+	auth_keys_unref(k);
+}
+
 Test(keys, duplicate_names)
 {
 	char a[64], b[64], text[1024], want[512], err[512];

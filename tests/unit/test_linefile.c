@@ -1,8 +1,9 @@
 /*
  * auth/linefile: the secret-file mode check shared by the users file, the
  * Convert keys file and tls.key (refused when others have any access or
- * the group may write; a warning for a group-readable file), and the
- * reader refusing such a file before reading a line.
+ * the group may write; a warning for a group-readable file), the reader
+ * refusing such a file before reading a line, and a UTF-8 byte-order mark
+ * at the start of a file refused at line 1.
  */
 #include "auth/linefile.h"
 
@@ -152,4 +153,44 @@ Test(linefile, symlink_judged_by_its_target)
 	chmod(path, 0600);
 	cr_expect_eq(auth_secret_file_check(link, err, sizeof(err)), 0, "%s",
 	    err);
+}
+
+Test(linefile, byte_order_mark_refused_at_line_1)
+{
+	static const char *const texts[] = {
+		"\xef\xbb\xbf" "alice x\n",
+		"\xef\xbb\xbf" "# comment\nalice x\n",
+		"\xef\xbb\xbf\n",
+		"\xef\xbb\xbf",
+	};
+	char err[512], want[600];
+	unsigned n;
+
+	snprintf(want, sizeof(want), "%s:1: the file starts with a UTF-8 "
+	    "byte-order mark (EF BB BF)", path);
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		write_mode(texts[i], 0600);
+		n = 0;
+		errno = 0;
+		cr_expect_eq(auth_linefile_read(path, count_line, &n, err,
+				 sizeof(err)),
+		    -1, "case %zu", i);
+		cr_expect_eq(errno, EINVAL, "case %zu", i);
+		cr_expect_eq(n, 0, "case %zu", i);
+		cr_expect_eq(strncmp(err, want, strlen(want)), 0,
+		    "case %zu: %s", i, err);
+	}
+	/* Only the first bytes of the file: elsewhere it is text. */
+	write_mode("alice x\n\xef\xbb\xbf" "bob y\n", 0600);
+	n = 0;
+	cr_expect_eq(auth_linefile_read(path, count_line, &n, err,
+			 sizeof(err)),
+	    0, "%s", err);
+	cr_expect_eq(n, 2);
+	/* Two of its three bytes are not a BOM. */
+	write_mode("\xef\xbb" "alice x\n", 0600);
+	n = 0;
+	cr_expect_eq(auth_linefile_read(path, count_line, &n, err,
+			 sizeof(err)),
+	    0, "%s", err);
 }

@@ -264,6 +264,11 @@ Test(userdb, rejects_bad_entries_with_line)
 	    {" alice:@G\n", "", "1: bad user name"},
 	    {"ok:@G\n:@G\n", "", "2: bad user name"},
 	    {"a b:@G\n", "", "1: bad user name"},
+	    /* Issue 8 defect 10: a BOM would join the first name. */
+	    {"\xef\xbb\xbf" "alice:@G\n", "",
+		"1: the file starts with a UTF-8 byte-order mark"},
+	    {"\xef\xbb\xbf# users\nalice:@G\n", "",
+		"1: the file starts with a UTF-8 byte-order mark"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
