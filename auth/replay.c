@@ -10,6 +10,8 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "lib/siphash.h"
+
 /*
  * One slot of the open-addressing table (linear probing). tag is the keyed
  * hash of (user, nonce), never 0; 0 marks an empty slot. Its low bits pick
@@ -18,13 +20,6 @@
 struct rp_slot {
 	uint64_t tag;
 	double expires;
-};
-
-/* SipHash state fed one byte at a time. */
-struct rp_sip {
-	uint64_t v0, v1, v2, v3;
-	uint64_t m; /* bytes of the current word so far */
-	size_t n;   /* bytes fed */
 };
 
 /*
@@ -39,82 +34,9 @@ static struct {
 	size_t used;	       /* entries held, live or not yet reclaimed */
 	double clock;	       /* latest now passed in */
 	double full_until;     /* no expiry in the table is earlier */
-	uint64_t k0, k1;       /* SipHash key */
-	uint64_t fresh, replays, full;
+	uint8_t key[SIPHASH_KEY_LEN];
+	uint64_t fresh, replays, full, stale;
 } rp = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-/* Rotate x left by b bits. */
-static uint64_t
-rp_rotl(uint64_t x, unsigned b)
-{
-	return x << b | x >> (64 - b);
-}
-
-/* One SipRound. */
-static void
-rp_sip_round(struct rp_sip *s)
-{
-	s->v0 += s->v1;
-	s->v1 = rp_rotl(s->v1, 13);
-	s->v1 ^= s->v0;
-	s->v0 = rp_rotl(s->v0, 32);
-	s->v2 += s->v3;
-	s->v3 = rp_rotl(s->v3, 16);
-	s->v3 ^= s->v2;
-	s->v0 += s->v3;
-	s->v3 = rp_rotl(s->v3, 21);
-	s->v3 ^= s->v0;
-	s->v2 += s->v1;
-	s->v1 = rp_rotl(s->v1, 17);
-	s->v1 ^= s->v2;
-	s->v2 = rp_rotl(s->v2, 32);
-}
-
-/* Absorb one little-endian message word (c = 2 rounds). */
-static void
-rp_sip_word(struct rp_sip *s, uint64_t m)
-{
-	s->v3 ^= m;
-	rp_sip_round(s);
-	rp_sip_round(s);
-	s->v0 ^= m;
-}
-
-/* Start SipHash-2-4 under the key (k0, k1). */
-static void
-rp_sip_init(struct rp_sip *s, uint64_t k0, uint64_t k1)
-{
-	s->v0 = k0 ^ 0x736f6d6570736575ULL;
-	s->v1 = k1 ^ 0x646f72616e646f6dULL;
-	s->v2 = k0 ^ 0x6c7967656e657261ULL;
-	s->v3 = k1 ^ 0x7465646279746573ULL;
-	s->m = 0;
-	s->n = 0;
-}
-
-/* Feed p[0..len) to s. */
-static void
-rp_sip_feed(struct rp_sip *s, const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		s->m |= (uint64_t)p[i] << (8 * (s->n % 8));
-		if (++s->n % 8 == 0) {
-			rp_sip_word(s, s->m);
-			s->m = 0;
-		}
-	}
-}
-
-/* Finish s (d = 4 rounds) and return the 64-bit hash. */
-static uint64_t
-rp_sip_final(struct rp_sip *s)
-{
-	rp_sip_word(s, s->m | (uint64_t)(s->n & 0xff) << 56);
-	s->v2 ^= 0xff;
-	for (int i = 0; i < 4; i++)
-		rp_sip_round(s);
-	return s->v0 ^ s->v1 ^ s->v2 ^ s->v3;
-}
 
 /*
  * The tag of (user, nonce): SipHash of nonce || user. The nonce has a
@@ -123,13 +45,13 @@ rp_sip_final(struct rp_sip *s)
 static uint64_t
 rp_tag(const char *user, const uint8_t nonce[AUTH_REPLAY_NONCE_LEN])
 {
-	struct rp_sip s;
+	struct siphash s;
 	uint64_t h;
 
-	rp_sip_init(&s, rp.k0, rp.k1);
-	rp_sip_feed(&s, nonce, AUTH_REPLAY_NONCE_LEN);
-	rp_sip_feed(&s, (const uint8_t *)user, strlen(user));
-	h = rp_sip_final(&s);
+	siphash_init(&s, rp.key);
+	siphash_update(&s, nonce, AUTH_REPLAY_NONCE_LEN);
+	siphash_update(&s, user, strlen(user));
+	h = siphash_final(&s);
 	return h != 0 ? h : 1;
 }
 
@@ -198,7 +120,6 @@ rp_sweep(void)
 int
 auth_replay_init(size_t capacity)
 {
-	uint8_t secret[16];
 	size_t nslots = 2;
 	int rc = -1;
 
@@ -215,25 +136,68 @@ auth_replay_init(size_t capacity)
 		errno = EALREADY;
 		goto out;
 	}
-	if (RAND_bytes(secret, sizeof(secret)) != 1) {
+	if (RAND_bytes(rp.key, sizeof(rp.key)) != 1) {
 		errno = EIO;
 		goto out;
 	}
 	if ((rp.slots = calloc(nslots, sizeof(*rp.slots))) == NULL)
 		goto out;
-	memcpy(&rp.k0, secret, 8);
-	memcpy(&rp.k1, secret + 8, 8);
 	rp.nslots = nslots;
 	rp.capacity = capacity;
 	rp.used = 0;
 	rp.clock = -INFINITY;
 	rp.full_until = -INFINITY;
-	rp.fresh = rp.replays = rp.full = 0;
+	rp.fresh = rp.replays = rp.full = rp.stale = 0;
 	rc = 0;
 out:
+	if (rc == -1 && rp.slots == NULL)
+		OPENSSL_cleanse(rp.key, sizeof(rp.key));
 	pthread_mutex_unlock(&rp.lock);
-	OPENSSL_cleanse(secret, sizeof(secret));
 	return rc;
+}
+
+/*
+ * Test tag and remember it until expires_at, which is after rp.clock.
+ * Caller holds the lock and has set up the table.
+ */
+static enum auth_replay_res
+rp_check_locked(uint64_t tag, double expires_at)
+{
+	size_t i;
+
+	i = rp_home(tag);
+	while (rp.slots[i].tag != 0) {
+		if (rp.slots[i].expires <= rp.clock) {
+			rp_delete(i); /* look at slot i again */
+			continue;
+		}
+		if (rp.slots[i].tag == tag) {
+			rp.replays++;
+			return AUTH_REPLAY_SEEN;
+		}
+		i = (i + 1) & (rp.nslots - 1);
+	}
+	if (rp.used >= rp.capacity) {
+		/* Until full_until every entry is live: no need to look. */
+		if (rp.clock >= rp.full_until)
+			rp_sweep();
+		if (rp.used >= rp.capacity) {
+			rp.full++;
+			return AUTH_REPLAY_FULL;
+		}
+		/* The sweep moved entries; find the end of the run again. */
+		for (i = rp_home(tag); rp.slots[i].tag != 0;
+		     i = (i + 1) & (rp.nslots - 1))
+			;
+	}
+	rp.slots[i].tag = tag;
+	rp.slots[i].expires = expires_at;
+	/* Keep full_until a lower bound of every expiry in the table. */
+	if (expires_at < rp.full_until)
+		rp.full_until = expires_at;
+	rp.used++;
+	rp.fresh++;
+	return AUTH_REPLAY_FRESH;
 }
 
 enum auth_replay_res
@@ -242,7 +206,6 @@ auth_replay_check(const char *user, const uint8_t nonce[AUTH_REPLAY_NONCE_LEN],
 {
 	enum auth_replay_res res;
 	uint64_t tag;
-	size_t i;
 
 	tag = rp_tag(user, nonce);
 	pthread_mutex_lock(&rp.lock);
@@ -263,41 +226,51 @@ auth_replay_check(const char *user, const uint8_t nonce[AUTH_REPLAY_NONCE_LEN],
 		rp.replays++;
 		goto out;
 	}
-	i = rp_home(tag);
-	while (rp.slots[i].tag != 0) {
-		if (rp.slots[i].expires <= rp.clock) {
-			rp_delete(i); /* look at slot i again */
-			continue;
-		}
-		if (rp.slots[i].tag == tag) {
-			res = AUTH_REPLAY_SEEN;
-			rp.replays++;
-			goto out;
-		}
-		i = (i + 1) & (rp.nslots - 1);
+	res = rp_check_locked(tag, expires_at);
+out:
+	pthread_mutex_unlock(&rp.lock);
+	return res;
+}
+
+enum auth_replay_msg
+auth_replay_check_msg(const char *user,
+    const uint8_t nonce[AUTH_REPLAY_NONCE_LEN], uint32_t ts, double now,
+    unsigned max_skew)
+{
+	enum auth_replay_msg res = AUTH_REPLAY_MSG_FULL;
+	uint64_t tag;
+
+	tag = rp_tag(user, nonce);
+	pthread_mutex_lock(&rp.lock);
+	if (rp.slots == NULL)
+		goto out;
+	if (!isfinite(now)) {
+		res = AUTH_REPLAY_MSG_STALE;
+		rp.stale++;
+		goto out;
 	}
-	if (rp.used >= rp.capacity) {
-		/* Until full_until every entry is live: no need to look. */
-		if (rp.clock >= rp.full_until)
-			rp_sweep();
-		if (rp.used >= rp.capacity) {
-			res = AUTH_REPLAY_FULL;
-			rp.full++;
-			goto out;
-		}
-		/* The sweep moved entries; find the end of the run again. */
-		for (i = rp_home(tag); rp.slots[i].tag != 0;
-		     i = (i + 1) & (rp.nslots - 1))
-			;
+	if (now > rp.clock)
+		rp.clock = now;
+	/*
+	 * The window is judged on the cache's clock, the one entries expire
+	 * against: timely here means its entry would still be live.
+	 */
+	if (rp.clock - ts >= max_skew || (double)ts - rp.clock >= max_skew) {
+		res = AUTH_REPLAY_MSG_STALE;
+		rp.stale++;
+		goto out;
 	}
-	rp.slots[i].tag = tag;
-	rp.slots[i].expires = expires_at;
-	/* Keep full_until a lower bound of every expiry in the table. */
-	if (expires_at < rp.full_until)
-		rp.full_until = expires_at;
-	rp.used++;
-	rp.fresh++;
-	res = AUTH_REPLAY_FRESH;
+	switch (rp_check_locked(tag, (double)ts + max_skew)) {
+	case AUTH_REPLAY_FRESH:
+		res = AUTH_REPLAY_MSG_FRESH;
+		break;
+	case AUTH_REPLAY_SEEN:
+		res = AUTH_REPLAY_MSG_SEEN;
+		break;
+	case AUTH_REPLAY_FULL:
+		res = AUTH_REPLAY_MSG_FULL;
+		break;
+	}
 out:
 	pthread_mutex_unlock(&rp.lock);
 	return res;
@@ -312,6 +285,7 @@ auth_replay_stats(struct auth_replay_stats *st)
 		st->fresh = rp.fresh;
 		st->replays = rp.replays;
 		st->full = rp.full;
+		st->stale = rp.stale;
 		for (size_t i = 0; i < rp.nslots; i++)
 			if (rp.slots[i].tag != 0 &&
 			    rp.slots[i].expires > rp.clock)
@@ -327,8 +301,7 @@ auth_replay_fini(void)
 	free(rp.slots);
 	rp.slots = NULL;
 	rp.nslots = rp.capacity = rp.used = 0;
-	rp.fresh = rp.replays = rp.full = 0;
-	OPENSSL_cleanse(&rp.k0, sizeof(rp.k0));
-	OPENSSL_cleanse(&rp.k1, sizeof(rp.k1));
+	rp.fresh = rp.replays = rp.full = rp.stale = 0;
+	OPENSSL_cleanse(rp.key, sizeof(rp.key));
 	pthread_mutex_unlock(&rp.lock);
 }

@@ -427,6 +427,11 @@ def _auth_cases(e):
                           ts=now - 2 * MAX_SKEW), "convert-stale"),
         "future": (message([connect_tlv(e.srv_ip, HTTP_PORT)], key=e.key,
                            ts=now + 2 * MAX_SKEW), "convert-stale"),
+        # Issue 8 defect 11: one boundary for the window and the replay
+        # cache, so exactly max_skew old is stale, not a replay.
+        "max-skew-old": (message([connect_tlv(e.srv_ip, HTTP_PORT)],
+                                 key=e.key, ts=now - MAX_SKEW),
+                         "convert-stale"),
         "bad-mac": (bad_mac, "convert-bad-mac"),
         "tampered": (bytes(signed_other), "convert-bad-mac"),
         "unknown-user": (message([connect_tlv(e.srv_ip, HTTP_PORT)],
@@ -439,8 +444,12 @@ def _auth_cases(e):
     }
 
 
-@pytest.mark.parametrize("case", ["stale", "future", "bad-mac", "tampered",
-                                  "unknown-user", "wrong-key", "no-auth"])
+@pytest.mark.parametrize("case", [
+    "stale", "future",
+    pytest.param("max-skew-old", marks=pytest.mark.xfail(
+        reason="until the session core calls auth_replay_check_msg (then "
+        "this passes: remove the mark)")),
+    "bad-mac", "tampered", "unknown-user", "wrong-key", "no-auth"])
 def test_not_authorized(env, case):
     data, result = _auth_cases(env)[case]
     mark = env.gw.mark()
@@ -449,7 +458,10 @@ def test_not_authorized(env, case):
     assert res[0]["reply"] == err_reply(32), res[0]["reply"].hex()
     assert res[0]["end"] == "eof", res[0]
     assert_good(env, res[1])
-    env.gw.wait_access(lambda a: a["result"] == result, result, mark)
+    # The one refusal since mark; the good case's line says ok.
+    a = env.gw.wait_access(lambda a: a["result"].startswith("convert-"),
+                           result, mark)
+    assert a["result"] == result, a
 
 
 # --- malformed messages -------------------------------------------------------------

@@ -3,7 +3,9 @@
  * other users and nonces are independent; a full table refuses new nonces
  * but never forgets a live one; expired slots are reused; the table agrees
  * with a simple model over a long random run; and concurrent workers each
- * get exactly one FRESH per nonce.
+ * get exactly one FRESH per nonce. auth_replay_check_msg: one boundary for
+ * the timestamp window and the nonce's memory (a message exactly max_skew
+ * old is stale, never a replay), judged on the cache's clock.
  */
 #include "auth/replay.h"
 
@@ -361,4 +363,167 @@ Test(replay, threads_racing_on_the_same_nonces)
 	cr_assert_eq(fresh, PER_THREAD);
 	cr_assert_eq(seen, 2 * NTHREADS * PER_THREAD - PER_THREAD);
 	cr_assert_eq(full, 0);
+}
+
+/* auth_replay_check_msg for alice's nonce a. */
+static enum auth_replay_msg
+msg(uint32_t a, uint32_t ts, double now, unsigned max_skew)
+{
+	uint8_t n[AUTH_REPLAY_NONCE_LEN];
+
+	nonce_of(n, a, 0);
+	return auth_replay_check_msg("alice", n, ts, now, max_skew);
+}
+
+#define M_FRESH AUTH_REPLAY_MSG_FRESH
+#define M_SEEN AUTH_REPLAY_MSG_SEEN
+#define M_STALE AUTH_REPLAY_MSG_STALE
+#define M_FULL AUTH_REPLAY_MSG_FULL
+
+Test(replay, msg_exactly_max_skew_old_is_stale_not_a_replay)
+{
+	struct auth_replay_stats st;
+
+	/*
+	 * Issue 8 defect 11: the old pair of checks let this message pass
+	 * the skew test and then answered SEEN, so it was logged and counted
+	 * as a replay.
+	 */
+	cr_assert_eq(auth_replay_init(0), 0);
+	cr_expect_eq(msg(1, 1000 - 30, 1000, 30), M_STALE);
+	cr_expect_eq(msg(1, 1000 - 30, 1000, 30), M_STALE);
+	auth_replay_stats(&st);
+	cr_expect_eq(st.replays, 0);
+	cr_expect_eq(st.stale, 2);
+	cr_expect_eq(st.fresh, 0);
+}
+
+Test(replay, msg_window_boundaries)
+{
+	cr_assert_eq(auth_replay_init(0), 0);
+	/* The past edge: 30 s old is out, 29 s in. */
+	cr_expect_eq(msg(1, 969, 1000, 30), M_STALE);
+	cr_expect_eq(msg(2, 970, 1000, 30), M_STALE);
+	cr_expect_eq(msg(3, 971, 1000, 30), M_FRESH);
+	cr_expect_eq(msg(3, 971, 1000, 30), M_SEEN);
+	/* The future edge: 30 s ahead is out, 29 s in. */
+	cr_expect_eq(msg(4, 1030, 1000, 30), M_STALE);
+	cr_expect_eq(msg(5, 1031, 1000, 30), M_STALE);
+	cr_expect_eq(msg(6, 1029, 1000, 30), M_FRESH);
+	cr_expect_eq(msg(6, 1029, 1000, 30), M_SEEN);
+	cr_expect_eq(msg(7, 1000, 1000, 30), M_FRESH);
+	/* A fraction of a second counts. */
+	cr_expect_eq(msg(8, 971, 1000.5, 30), M_FRESH);
+	cr_expect_eq(msg(9, 970, 1000.5, 30), M_STALE);
+	cr_expect_eq(msg(10, 1031, 1000.5, 30), M_STALE);
+	cr_expect_eq(msg(11, 1030, 1000.5, 30), M_FRESH);
+}
+
+Test(replay, msg_seen_until_stale_never_fresh_again)
+{
+	cr_assert_eq(auth_replay_init(0), 0);
+	cr_expect_eq(msg(1, 990, 1000, 30), M_FRESH);
+	for (double t = 1000; t < 1020; t += 0.5)
+		cr_expect_eq(msg(1, 990, t, 30), M_SEEN, "at %.1f", t);
+	/* ts + max_skew: the window and the memory close together. */
+	cr_expect_eq(msg(1, 990, 1020, 30), M_STALE);
+	cr_expect_eq(msg(1, 990, 5000, 30), M_STALE);
+	/* The nonce with a new timestamp is a new message. */
+	cr_expect_eq(msg(1, 5000, 5000, 30), M_FRESH);
+}
+
+Test(replay, msg_judged_on_the_cache_clock)
+{
+	struct auth_replay_stats st;
+
+	cr_assert_eq(auth_replay_init(0), 0);
+	/* Another worker's clock already read 1001. */
+	cr_expect_eq(msg(1, 1001, 1001, 30), M_FRESH);
+	/*
+	 * This worker read 1000: by its clock ts 971 is 29 s old, but by
+	 * the cache's it is 30 and its entry would already have expired.
+	 * Stale, not a replay.
+	 */
+	cr_expect_eq(msg(2, 971, 1000, 30), M_STALE);
+	cr_expect_eq(msg(3, 972, 1000, 30), M_FRESH);
+	cr_expect_eq(msg(3, 972, 1000, 30), M_SEEN);
+	auth_replay_stats(&st);
+	cr_expect_eq(st.stale, 1);
+	cr_expect_eq(st.replays, 1);
+}
+
+Test(replay, msg_odd_inputs)
+{
+	cr_expect_eq(msg(1, 1000, 1000, 30), M_FULL, "before init");
+	cr_assert_eq(auth_replay_init(0), 0);
+	cr_expect_eq(msg(1, 1000, NAN, 30), M_STALE);
+	cr_expect_eq(msg(1, 1000, INFINITY, 30), M_STALE);
+	cr_expect_eq(msg(1, 1000, -INFINITY, 30), M_STALE);
+	/* Nonsense did not move the clock. */
+	cr_expect_eq(msg(1, 1000, 1000, 30), M_FRESH);
+	/* No skew allowed: nothing is timely. */
+	cr_expect_eq(msg(2, 1000, 1000, 0), M_STALE);
+	/* Timestamps near the ends of their range. */
+	cr_expect_eq(msg(3, 0, 1000, 30), M_STALE);
+	cr_expect_eq(msg(4, UINT32_MAX, 1000, 30), M_STALE);
+	cr_expect_eq(msg(5, UINT32_MAX, (double)UINT32_MAX, 30), M_FRESH);
+	cr_expect_eq(msg(5, UINT32_MAX, (double)UINT32_MAX, 30), M_SEEN);
+}
+
+Test(replay, msg_full_table)
+{
+	cr_assert_eq(auth_replay_init(2), 0);
+	cr_expect_eq(msg(1, 1000, 1000, 30), M_FRESH);
+	cr_expect_eq(msg(2, 1000, 1000, 30), M_FRESH);
+	cr_expect_eq(msg(3, 1000, 1000, 30), M_FULL);
+	/* A stale message is stale however full the table is. */
+	cr_expect_eq(msg(3, 900, 1000, 30), M_STALE);
+	cr_expect_eq(msg(1, 1000, 1000, 30), M_SEEN);
+	/* At 1030 both entries have expired: room again. */
+	cr_expect_eq(msg(3, 1020, 1030, 30), M_FRESH);
+}
+
+/*
+ * A long random run against the model the header states: stale iff
+ * |t - ts| >= max_skew with t the latest clock; else seen iff the nonce is
+ * remembered past t; else fresh and remembered until ts + max_skew.
+ */
+Test(replay, msg_agrees_with_model)
+{
+	enum { KEYS = 50, STEPS = 200000, SKEW = 30 };
+	static double until[KEYS];
+	uint64_t rng = 0x243f6a8885a308d3ULL;
+	double clock = 1000, cache = 0, t;
+	size_t counts[4] = {0};
+
+	cr_assert_eq(auth_replay_init(0), 0);
+	for (int step = 0; step < STEPS; step++) {
+		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+		uint32_t key = (uint32_t)(rng >> 33) % KEYS;
+		/* Callers' clocks jitter around a clock that creeps on. */
+		t = clock + (double)((rng >> 20) % 5) - 2;
+		if ((rng >> 40) % 16 == 0)
+			clock += 1;
+		uint32_t ts = (uint32_t)(t + (double)((rng >> 24) % 80) - 40);
+		enum auth_replay_msg want, got;
+		double eff;
+
+		got = msg(key, ts, t, SKEW);
+		if (t > cache)
+			cache = t;
+		eff = cache;
+		if (eff - ts >= SKEW || (double)ts - eff >= SKEW)
+			want = M_STALE;
+		else if (until[key] > eff)
+			want = M_SEEN;
+		else {
+			want = M_FRESH;
+			until[key] = (double)ts + SKEW;
+		}
+		cr_assert_eq(got, want, "step %d key %u ts %u t %.0f: got %d "
+		    "want %d", step, key, ts, t, got, want);
+		counts[got]++;
+	}
+	for (int i = 0; i < 3; i++)
+		cr_assert_gt(counts[i], 1000, "answer %d: %zu", i, counts[i]);
 }
