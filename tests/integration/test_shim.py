@@ -6,7 +6,9 @@ default route): lo carries 10.77.200.1/24 and fd00:77::1, the origin HTTP
 server listens there, the gateway on 127.0.0.1. The client runs as
 `nobody`, and iptables in the namespace REJECTs nobody's TCP to the
 origin: a client that succeeds was routed through the gateway, and the
-gateway's access log must name the target as well.
+gateway's access log must name the target as well. nobody runs copies of
+mpgw-run and libmpgw.so in the lab's world-readable temporary directory,
+so the checkout may live anywhere (a 0700 home directory included).
 
 Gateways: the real build/mpgw for explicit none/userpass (and tls-login,
 implicit mode when `mpgw -t` accepts their config). A small reference
@@ -335,6 +337,19 @@ def _wait_for(pred, what, timeout=20):
     raise AssertionError("timed out waiting for " + what)
 
 
+def _shared_tmp():
+    """A temporary directory every user can traverse: $TMPDIR if each of
+    its ancestors is, else /tmp."""
+    d = os.path.realpath(tempfile.gettempdir())
+    p = d
+    while True:
+        if not os.stat(p).st_mode & 0o001:
+            return "/tmp"
+        if p == "/":
+            return d
+        p = os.path.dirname(p)
+
+
 def _sh(*argv, check=True, **kw):
     return subprocess.run(argv, check=check, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, timeout=TIMEOUT, **kw)
@@ -345,7 +360,7 @@ class Lab:
 
     def __init__(self):
         self.ns = "mpgwshim-%d-%s" % (os.getpid(), uuid.uuid4().hex[:6])
-        self.dir = tempfile.mkdtemp(prefix="mpgw-shim-")
+        self.dir = tempfile.mkdtemp(prefix="mpgw-shim-", dir=_shared_tmp())
         os.chmod(self.dir, 0o755)       # nobody reads configs from here
         self.rw = os.path.join(self.dir, "rw")  # and writes only here
         os.mkdir(self.rw)
@@ -360,6 +375,18 @@ class Lab:
             raise
 
     def _setup(self):
+        # nobody may not be able to reach the build tree (a checkout in
+        # /root or another 0700 directory): it runs these copies.
+        # mpgw-run finds libmpgw.so next to itself.
+        bindir = os.path.join(self.dir, "bin")
+        os.mkdir(bindir)
+        os.chmod(bindir, 0o755)
+        self.run = os.path.join(bindir, "mpgw-run")
+        self.lib = os.path.join(bindir, "libmpgw.so")
+        for src, dst, mode in ((RUN, self.run, 0o755),
+                               (LIB, self.lib, 0o644)):
+            shutil.copyfile(src, dst)
+            os.chmod(dst, mode)
         x = self.exec_argv
         _sh(*x("ip", "link", "set", "lo", "up"))
         _sh(*x("ip", "addr", "add", ORIGIN4 + "/24", "dev", "lo"))
@@ -641,7 +668,7 @@ def _env(gw, **kw):
 
 def _client(lab, env, *argv, shim=True, root=False):
     if shim:
-        argv = (RUN,) + argv
+        argv = (lab.run,) + argv
     return subprocess.run(lab.client_argv(*argv, root=root), env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           timeout=TIMEOUT)
@@ -1016,7 +1043,7 @@ def _run_nobody(lab, *argv, env=None):
     if os.environ.get("MPGW_ASAN") == "1":
         e["ASAN_OPTIONS"] = "verify_asan_link_order=0:detect_leaks=0"
     e.update(env or {})
-    return _client(lab, e, RUN, *argv, shim=False)
+    return _client(lab, e, lab.run, *argv, shim=False)
 
 
 def test_run_refuses_static(lab):
@@ -1051,13 +1078,13 @@ def test_run_prepends_ld_preload_and_sets_config(lab):
     cfg = lab.write("shim.ini", "[shim]\ngateway = 127.0.0.1:1080\n")
     extra = "/lib/x86_64-linux-gnu/libm.so.6"
     if not os.path.exists(extra):
-        extra = LIB
+        extra = lab.lib
     r = _run_nobody(lab, "-c", cfg, "sh", "-c",
                     'echo "$LD_PRELOAD|$MPGW_CONFIG"',
                     env={"PATH": "/usr/bin:/bin", "LD_PRELOAD": extra})
     assert r.returncode == 0, _out(r)
     assert r.stdout.decode().strip() == "%s:%s|%s" % (
-        os.path.realpath(LIB), extra, cfg), _out(r)
+        os.path.realpath(lab.lib), extra, cfg), _out(r)
 
 
 def test_run_reports_config_errors(lab):
