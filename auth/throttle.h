@@ -73,22 +73,4 @@ void auth_throttle_stats(struct auth_throttle_stats *st);
 /* Count one connection refused because its source was blocked. */
 void auth_throttle_count_refusal(void);
 
-/*
- * Transitional, until the gateway core passes the user: the calls of the
- * old API (fail without a user, success with the client only) map to the
- * new one with user NULL, so a success no longer resets anyone's failures.
- * Remove with the last old-style caller.
- */
-#define AUTH_THR_ARG7(a, b, c, d, e, f, g, ...) g
-#define AUTH_THR_ARG4(a, b, c, d, ...) d
-#define auth_throttle_fail(...)                                             \
-	AUTH_THR_ARG7(__VA_ARGS__, auth_throttle_fail, auth_throttle_fail_old, \
-	    _, _, _, _, _)(__VA_ARGS__)
-#define auth_throttle_fail_old(client, limit, dmax, block, now)             \
-	(auth_throttle_fail)(client, NULL, limit, dmax, block, now)
-#define auth_throttle_success(...)                                          \
-	AUTH_THR_ARG4(__VA_ARGS__, auth_throttle_success, _,                \
-	    auth_throttle_success_old, _)(__VA_ARGS__)
-#define auth_throttle_success_old(client) ((void)(client))
-
 #endif

@@ -127,8 +127,8 @@ admit_count_failure(struct session *s)
 	const struct gw_conf *c = sess_conf(s);
 	const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
 	double now = ev_now(s->w->loop);
-	double delay = auth_throttle_fail(peer, c->fail_limit,
-	    c->fail_delay_max, c->fail_block, now);
+	double delay = auth_throttle_fail(peer, s->user[0] != '\0' ? s->user :
+	    NULL, c->fail_limit, c->fail_delay_max, c->fail_block, now);
 	struct auth_throttle_stats st;
 
 	stats_add(STAT_LOGIN_FAILURES, 1);
@@ -170,5 +170,6 @@ admit_session_end(struct session *s)
 void
 admit_login_ok(struct session *s)
 {
-	auth_throttle_success((const struct sockaddr *)&s->peer);
+	auth_throttle_success((const struct sockaddr *)&s->peer, s->user,
+	    ev_now(s->w->loop));
 }

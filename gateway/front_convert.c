@@ -71,7 +71,7 @@ cv_auth(struct session *s, const struct conv_msg *m)
 	const struct gw_conf *c = sess_conf(s);
 	uint8_t key[CONV_KEY_LEN];
 	char esc[SESS_ESC_MAX];
-	double now = (double)time(NULL), skew;
+	double now = (double)time(NULL);
 	bool ok;
 
 	if (!m->has_auth)
@@ -87,21 +87,20 @@ cv_auth(struct session *s, const struct conv_msg *m)
 	explicit_bzero(key, sizeof(key));
 	if (!ok)
 		return SESS_RES_CONVERT_BAD_MAC;
-	skew = now - (double)m->ts;
-	if (skew > c->convert_max_skew || -skew > c->convert_max_skew)
-		return SESS_RES_CONVERT_STALE;
-	/* Remember the nonce exactly as long as its timestamp is acceptable. */
-	switch (auth_replay_check(m->user, m->nonce, now,
-	    (double)m->ts + c->convert_max_skew)) {
-	case AUTH_REPLAY_FRESH:
+	/* One boundary for the time window and the nonce's memory. */
+	switch (auth_replay_check_msg(m->user, m->nonce, m->ts, now,
+	    c->convert_max_skew)) {
+	case AUTH_REPLAY_MSG_FRESH:
 		return SESS_RES_OK;
-	case AUTH_REPLAY_SEEN:
+	case AUTH_REPLAY_MSG_STALE:
+		return SESS_RES_CONVERT_STALE;
+	case AUTH_REPLAY_MSG_SEEN:
 		log_warnx("session %" PRIu64 ": %s: replayed Convert message "
 		    "for user %s refused (%" PRIu64 " so far)", s->id,
 		    s->client, log_escape(m->user, esc, sizeof(esc)),
 		    stats_add(STAT_CONVERT_REPLAYS, 1));
 		return SESS_RES_CONVERT_REPLAY;
-	case AUTH_REPLAY_FULL:
+	case AUTH_REPLAY_MSG_FULL:
 		return SESS_RES_CONVERT_REPLAY_CACHE_FULL;
 	}
 	return SESS_RES_SYSTEM_ERROR;

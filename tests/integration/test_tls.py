@@ -433,9 +433,6 @@ def test_another_users_login_does_not_reset_failures(gateway, certs,
     assert got[4:] == ["refused"] * 5, got
 
 
-@pytest.mark.xfail(strict=True, reason="until the session core passes the "
-                   "user to auth_throttle_fail/auth_throttle_success (then "
-                   "this passes: remove the mark)")
 def test_own_login_forgives_own_failures(gateway, certs, users_file):
     # A user who mistypes and then gets it right is not held against:
     # only their own failures are forgiven.

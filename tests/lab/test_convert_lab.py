@@ -446,9 +446,7 @@ def _auth_cases(e):
 
 @pytest.mark.parametrize("case", [
     "stale", "future",
-    pytest.param("max-skew-old", marks=pytest.mark.xfail(
-        reason="until the session core calls auth_replay_check_msg (then "
-        "this passes: remove the mark)")),
+    "max-skew-old",
     "bad-mac", "tampered", "unknown-user", "wrong-key", "no-auth"])
 def test_not_authorized(env, case):
     data, result = _auth_cases(env)[case]

@@ -344,24 +344,6 @@ Test(throttle, null_user_counts_the_source_only)
 	cr_expect_eq(pairs(), 0);
 }
 
-Test(throttle, old_style_calls)
-{
-	struct sockaddr_storage ss = addr("192.0.2.1");
-	struct sockaddr *sa = (struct sockaddr *)&ss;
-
-	/*
-	 * The transitional macros: a failure without a user, a success
-	 * with the client only, which forgives nobody.
-	 */
-	for (int i = 0; i < LIMIT - 1; i++)
-		auth_throttle_fail(sa, LIMIT, DMAX, BLOCK, 100.0);
-	auth_throttle_success(sa);
-	cr_expect_eq(tracked(), 1);
-	cr_expect_eq(pairs(), 0);
-	cr_expect_eq(auth_throttle_fail(sa, LIMIT, DMAX, BLOCK, 100.0), 2);
-	cr_expect(blocked("192.0.2.1", 100.0));
-}
-
 Test(throttle, pairs_bounded_when_names_are_sprayed)
 {
 	char name[32];
