@@ -653,6 +653,63 @@ set_commands(const struct conf_cmd *cmd, void *base, const char *v,
 	return 0;
 }
 
+/* Milliseconds: "20", "20ms" or "1s". */
+static int
+set_msec(const struct conf_cmd *cmd, void *base, const char *v, char *why,
+    size_t whylen)
+{
+	unsigned *dst = field(base, cmd->off);
+	size_t len = strlen(v);
+	unsigned long n, mul = 1;
+	char q[QUOTE_MAX];
+
+	if (len > 2 && strcmp(v + len - 2, "ms") == 0)
+		len -= 2;
+	else if (len > 1 && v[len - 1] == 's') {
+		mul = 1000;
+		len--;
+	}
+	if (parse_digits(v, len, &n) == -1) {
+		snprintf(why, whylen, "%s is not a duration (%lu..%lu ms)",
+		    quote(q, v), cmd->min, cmd->max);
+		return -1;
+	}
+	n = n > NUM_CAP / mul ? NUM_CAP : n * mul;
+	if (n < cmd->min || n > cmd->max) {
+		snprintf(why, whylen, "%s is out of range (%lu..%lu ms)",
+		    quote(q, v), cmd->min, cmd->max);
+		return -1;
+	}
+	*dst = (unsigned)n;
+	return 0;
+}
+
+/* "convert://HOST:PORT" (HOST: IPv4, [IPv6] or a name), or empty: none. */
+static int
+set_via(const struct conf_cmd *cmd, void *base, const char *v, char *why,
+    size_t whylen)
+{
+	static const char scheme[] = "convert://";
+	struct conf_via *dst = field(base, cmd->off);
+	char q[QUOTE_MAX];
+
+	memset(dst, 0, sizeof(*dst));
+	if (v[0] == '\0')
+		return 0;
+	if (strncmp(v, scheme, sizeof(scheme) - 1) != 0 ||
+	    strlen(v) >= sizeof(dst->text) ||
+	    socks5_parse_hostport(v + sizeof(scheme) - 1, dst->host,
+	    sizeof(dst->host), &dst->port) == -1) {
+		memset(dst, 0, sizeof(*dst));
+		snprintf(why, whylen, "%s is not convert://HOST:PORT (HOST an "
+		    "IPv4 address, [IPv6] or a name)", quote(q, v));
+		return -1;
+	}
+	strcpy(dst->text, v);
+	dst->set = true;
+	return 0;
+}
+
 #define GW(m) offsetof(struct gw_conf, m)
 #define RU(m) offsetof(struct conf_rule, m)
 #define GW_LEN(m) (sizeof(((struct gw_conf *)0)->m) - 1)
@@ -676,6 +733,8 @@ static const struct conf_cmd conf_cmds[] = {
 	    GW(handshake_timeout), 0, 1, 3600 },
 	{ SECT_SOCKS5, "idle_timeout", set_duration, GW(idle_timeout), 0, 0,
 	    604800 },
+	{ SECT_SOCKS5, "early_reply", set_bool, GW(early_reply), 0, 0, 0 },
+	{ SECT_SOCKS5, "early_wait", set_msec, GW(early_wait_ms), 0, 0, 1000 },
 
 	{ SECT_TLS, "listen", set_addrs, GW(tls_listen), 0, 0, 0 },
 	{ SECT_TLS, "cert", set_string, GW(tls_cert), 0, 0, GW_LEN(tls_cert) },
@@ -714,6 +773,13 @@ static const struct conf_cmd conf_cmds[] = {
 	{ SECT_UPSTREAM, "relay", set_relay, GW(relay), 0, 0, 0 },
 	{ SECT_UPSTREAM, "buffer_size", set_uint, GW(buffer_size), 0, 4096,
 	    4194304 },
+	{ SECT_UPSTREAM, "via", set_via, GW(via), 0, 0, 0 },
+	{ SECT_UPSTREAM, "via_user", set_string, GW(via_user), 0, 1,
+	    GW_LEN(via_user) },
+	{ SECT_UPSTREAM, "via_keys", set_string, GW(via_keys), 0, 1,
+	    GW_LEN(via_keys) },
+	{ SECT_UPSTREAM, "via_tfo_no_cookie", set_bool, GW(via_tfo_no_cookie),
+	    0, 0, 0 },
 
 	{ SECT_RULE, "action", set_action, RU(action), 0, 0, 0 },
 	{ SECT_RULE, "client", set_cidrs, RU(n_client), RU(client), 0, 0 },
@@ -1204,6 +1270,23 @@ cross_check(struct parse *p)
 		    "needs convert.keys (or convert.require_auth = no)");
 		return;
 	}
+	if (c->via.set && (c->via_user[0] == '\0' || c->via_keys[0] == '\0')) {
+		fail(p, key_line(p, SECT_UPSTREAM, "via"), "upstream.via: "
+		    "needs upstream.via_user and upstream.via_keys");
+		return;
+	}
+	if (!c->via.set && (c->via_user[0] != '\0' || c->via_keys[0] !=
+	    '\0')) {
+		fail(p, key_line(p, SECT_UPSTREAM, c->via_user[0] != '\0' ?
+		    "via_user" : "via_keys"), "upstream.%s: needs upstream.via",
+		    c->via_user[0] != '\0' ? "via_user" : "via_keys");
+		return;
+	}
+	if (c->early_reply && !c->via.set) {
+		fail(p, key_line(p, SECT_SOCKS5, "early_reply"),
+		    "socks5.early_reply: needs upstream.via");
+		return;
+	}
 	if (c->socks5_listen.n + c->tls_listen.n + c->convert_listen.n == 0) {
 		fail(p, key_line(p, SECT_SOCKS5, "listen"), "no listener: set "
 		    "socks5.listen, tls.listen or convert.listen");
@@ -1249,6 +1332,7 @@ conf_defaults(struct gw_conf *c)
 	c->fail_block = 60;
 	c->auth_cache_ttl = 300;
 	c->convert_require_auth = true;
+	c->early_wait_ms = 20;
 	c->convert_max_skew = 30;
 	c->upstream_mptcp = true;
 	c->connect_timeout = 10;

@@ -32,6 +32,18 @@ struct conf_addr_list {
 	struct conf_addr a[CONF_MAX_LISTEN];
 };
 
+/*
+ * upstream.via = convert://HOST:PORT: the concentrator every upstream
+ * connection goes through (DESIGN.md section 5). HOST is an IPv4 address,
+ * a bracketed IPv6 address or a name (resolved when the config loads).
+ */
+struct conf_via {
+	bool set;
+	char host[256];
+	uint16_t port;
+	char text[300];		/* as written */
+};
+
 /* An address prefix: family AF_INET or AF_INET6, the bits, prefix length. */
 struct conf_cidr {
 	int family;
@@ -83,6 +95,8 @@ struct gw_conf {
 	uint8_t methods[CONF_MAX_METHODS];	/* enum socks5_method, preference order */
 	unsigned handshake_timeout;	/* seconds */
 	unsigned idle_timeout;		/* seconds, 0 = none */
+	bool early_reply;		/* answer CONNECT before dialling (via) */
+	unsigned early_wait_ms;		/* then wait this long for first bytes */
 
 	/* [tls] */
 	struct conf_addr_list tls_listen;
@@ -112,6 +126,10 @@ struct gw_conf {
 	unsigned connect_timeout;	/* seconds */
 	char relay[16];			/* "auto", "buffer" or "splice" */
 	unsigned buffer_size;		/* bytes per direction */
+	struct conf_via via;		/* via = convert://HOST:PORT */
+	char via_user[256];		/* whose key signs each Convert message */
+	char via_keys[CONF_PATH_MAX];	/* keys file holding via_user's key */
+	bool via_tfo_no_cookie;		/* the concentrator takes cookieless SYN data */
 
 	/* [rule.NAME] sections, in file order */
 	size_t n_rules;

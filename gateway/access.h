@@ -3,8 +3,9 @@
  * space-separated key=value fields (README, "Access log"):
  *
  *   <time> access id=7 client=127.0.0.1:40112 user=alice method=userpass
- *   target=example.com:443 result=ok mptcp=yes subflows=1 up=517
- *   down=4128 duration=0.231
+ *   target=example.com:443 result=ok mptcp=yes subflows=1
+ *   client_mptcp=no client_subflows=0 early=no up=517 down=4128
+ *   duration=0.231
  *
  * Lines go to stderr, to a file (opened for append, reopened on SIGHUP), or
  * nowhere. Each line is written with one write(2), so workers never tear
@@ -25,6 +26,9 @@ struct access_entry {
 	const char *result;
 	bool mptcp;
 	unsigned subflows;
+	bool client_mptcp;	/* the client leg runs MPTCP (an MPTCP client) */
+	unsigned client_subflows;
+	bool early;		/* success replied before the upstream connected */
 	uint64_t up;
 	uint64_t down;
 	double duration;

@@ -8,16 +8,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "auth/keys.h"
 #include "auth/rules.h"
 #include "conf/conf.h"
 #include "gateway/mptcp.h"
 #include "gateway/pool.h"
 #include "gateway/session.h"
+#include "gateway/snap.h"
 #include "gateway/worker.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "proto/convert.h"
 
 #define DIAL_MAX_ADDRS 16
 #define DIAL_MAX_INFLIGHT 4
@@ -43,9 +48,21 @@ struct dial {
 	struct dial_attempt att[DIAL_MAX_INFLIGHT];
 	ev_timer stagger;
 	int last_err;
+	/*
+	 * upstream.via: the Convert message and the client's first bytes
+	 * (what the SYN did not carry is sent once connected), then the
+	 * concentrator's reply, read exactly so nothing behind it is taken.
+	 */
+	size_t out_len;
+	size_t out_off;
+	size_t in_len;
+	uint8_t out[CONV_MSG_MAX + SESS_IN_MAX];
+	uint8_t in[CONV_MSG_MAX];
 };
 
 static void dial_next(struct dial *d);
+static void via_start(struct dial *d);
+static bool dial_allowed(struct session *s, const struct sockaddr *sa);
 
 /* The session result for a failed connect's errno. */
 static enum sess_result
@@ -196,6 +213,10 @@ dial_start(struct session *s)
 		d->att[i].d = d;
 	}
 	s->dial = d;
+	if (s->snap->conf.via.set) {
+		via_start(d);
+		return;
+	}
 	if (s->req.dst.atyp == SOCKS5_ATYP_DOMAIN) {
 		struct dns_job *dj = calloc(1, sizeof(*dj));
 
@@ -373,4 +394,278 @@ dial_next(struct dial *d)
 	if (inflight == 0)
 		sess_fail(s, socks5_rep_from_errno(d->last_err),
 		    dial_result(d->last_err));
+}
+
+/* --- the via connector (DESIGN.md section 5) -------------------------- */
+
+/*
+ * The Convert message for the concentrator into d->out: Connect for an
+ * address, Connect-Name for a name (the concentrator resolves), Auth
+ * signed with via_user's key, then the client's first bytes. 0, or -1.
+ */
+static int
+via_message(struct dial *d)
+{
+	struct session *s = d->s;
+	const struct gw_conf *c = sess_conf(s);
+	struct sockaddr_storage ss;
+	struct conv_req req;
+	uint8_t key[AUTH_KEY_LEN];
+	size_t mac_off;
+	socklen_t sslen;
+	int rc = -1;
+
+	memset(&req, 0, sizeof(req));
+	if (s->req.dst.atyp == SOCKS5_ATYP_DOMAIN) {
+		req.name = s->req.dst.u.name;
+		req.port = s->req.dst.port;
+	} else {
+		(void)socks5_addr_to_sockaddr(&s->req.dst, &ss, &sslen);
+		req.addr = (const struct sockaddr *)&ss;
+	}
+	req.user = c->via_user;
+	req.ts = (uint32_t)time(NULL);
+	if (getrandom(req.nonce, sizeof(req.nonce), 0) !=
+	    (ssize_t)sizeof(req.nonce))
+		return -1;
+	if (!auth_keys_get(s->snap->via_keys, c->via_user, key))
+		return -1;
+	d->out_len = conv_write_request(d->out, CONV_MSG_MAX, &req, &mac_off);
+	if (d->out_len > 0 && conv_sign(d->out, mac_off, key) == 0)
+		rc = 0;
+	explicit_bzero(key, sizeof(key));
+	if (rc == -1)
+		return -1;
+	/* What the client already sent rides in the same SYN. */
+	memcpy(d->out + d->out_len, s->in, s->in_len);
+	d->out_len += s->in_len;
+	s->up_syn = s->in_len;
+	s->in_len = 0;
+	return 0;
+}
+
+static void via_io_cb(struct ev_loop *loop, ev_io *io, int revents);
+
+/*
+ * Open the connection to the next concentrator address, the message in
+ * the SYN (TCP Fast Open: with a cookie the kernel has cached, or none
+ * when via_tfo_no_cookie says the listener takes cookieless data; on the
+ * first contact the SYN asks for a cookie and the message follows the
+ * handshake). Fails the session when no address is left.
+ */
+static void
+via_connect(struct dial *d)
+{
+	struct session *s = d->s;
+	const struct gw_conf *c = sess_conf(s);
+	struct dial_attempt *a = &d->att[0];
+	int one = 1;
+	ssize_t n;
+
+	while (d->next < s->snap->n_via) {
+		const struct sockaddr *sa = (const struct sockaddr *)
+		    &s->snap->via_addrs[d->next];
+		socklen_t len = s->snap->via_lens[d->next++];
+
+		d->out_off = 0;
+		d->in_len = 0;
+		a->fd = mptcp_socket(sa->sa_family, c->upstream_mptcp,
+		    &a->mptcp);
+		if (a->fd == -1) {
+			d->last_err = errno;
+			continue;
+		}
+		(void)setsockopt(a->fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+		if (c->via_tfo_no_cookie)
+			(void)setsockopt(a->fd, IPPROTO_TCP,
+			    TCP_FASTOPEN_NO_COOKIE, &one, sizeof(one));
+		n = sendto(a->fd, d->out, d->out_len, MSG_FASTOPEN |
+		    MSG_NOSIGNAL, sa, len);
+		if (n >= 0)
+			d->out_off = (size_t)n;
+		else if (errno == EOPNOTSUPP &&
+		    (connect(a->fd, sa, len) == 0 || errno == EINPROGRESS))
+			;	/* no client TFO here: the message follows */
+		else if (errno != EINPROGRESS) {
+			d->last_err = errno;
+			attempt_close(d, a);
+			continue;
+		}
+		ev_io_init(&a->io, via_io_cb, a->fd, EV_WRITE);
+		ev_io_start(s->w->loop, &a->io);
+		return;
+	}
+	sess_fail(s, socks5_rep_from_errno(d->last_err),
+	    dial_result(d->last_err));
+}
+
+/* The concentrator's Error code as a SOCKS5 reply and a result. */
+static void
+via_refused(struct dial *d, uint8_t code)
+{
+	struct session *s = d->s;
+	uint8_t rep;
+	enum sess_result r;
+
+	switch (code) {
+	case CONV_ERR_CONNECTION_RESET:
+		rep = SOCKS5_REP_REFUSED;
+		r = SESS_RES_REFUSED;
+		break;
+	case CONV_ERR_DEST_UNREACHABLE:
+		rep = SOCKS5_REP_HOST_UNREACHABLE;
+		r = SESS_RES_HOST_UNREACHABLE;
+		break;
+	case CONV_ERR_NOT_AUTHORIZED:
+		rep = SOCKS5_REP_NOT_ALLOWED;
+		r = SESS_RES_VIA_REFUSED;
+		break;
+	default:
+		rep = SOCKS5_REP_GENERAL_FAILURE;
+		r = SESS_RES_VIA_REFUSED;
+		break;
+	}
+	log_info("session %" PRIu64 ": %s: concentrator refused %s: %s (%u)",
+	    s->id, s->client, s->target, conv_err_str(code), code);
+	sess_fail(s, rep, r);
+}
+
+/*
+ * Read the concentrator's reply, exactly its length: 1 complete (OK or
+ * an Error, handled), 0 more to come, -1 failed (session failed).
+ */
+static int
+via_read_reply(struct dial *d)
+{
+	struct dial_attempt *a = &d->att[0];
+	struct conv_reply r;
+	size_t want = CONV_HDR_LEN;
+	ssize_t n;
+
+	for (;;) {
+		if (d->in_len >= CONV_HDR_LEN)
+			want = (size_t)d->in[1] * 4;
+		if (want < CONV_HDR_LEN || want > sizeof(d->in)) {
+			sess_fail(d->s, SOCKS5_REP_GENERAL_FAILURE,
+			    SESS_RES_VIA_PROTOCOL);
+			return -1;
+		}
+		if (d->in_len == want)
+			break;
+		n = recv(a->fd, d->in + d->in_len, want - d->in_len, 0);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return 0;
+		if (n <= 0) {
+			d->last_err = n == 0 ? ECONNRESET : errno;
+			sess_fail(d->s, SOCKS5_REP_GENERAL_FAILURE, n == 0 ?
+			    SESS_RES_VIA_PROTOCOL : dial_result(errno));
+			return -1;
+		}
+		d->in_len += (size_t)n;
+	}
+	if (conv_parse_reply(d->in, d->in_len, &r) != CONV_OK) {
+		sess_fail(d->s, SOCKS5_REP_GENERAL_FAILURE,
+		    SESS_RES_VIA_PROTOCOL);
+		return -1;
+	}
+	if (!r.ok) {
+		via_refused(d, r.code);
+		return -1;
+	}
+	return 1;
+}
+
+/*
+ * The via connection: connected (or failed), the rest of the message
+ * sent, then the reply read; on success the socket is the session's
+ * upstream, with any bytes behind the reply left in it for the relay.
+ */
+static void
+via_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct dial_attempt *a = container_of(io, struct dial_attempt, io);
+	struct dial *d = a->d;
+	struct session *s = d->s;
+	socklen_t len = sizeof(int);
+	int err = 0, fd;
+	bool mptcp;
+	ssize_t n;
+
+	(void)revents;
+	if (io->events & EV_WRITE) {
+		if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+			err = errno;
+		while (err == 0 && d->out_off < d->out_len) {
+			n = send(a->fd, d->out + d->out_off, d->out_len -
+			    d->out_off, MSG_NOSIGNAL);
+			if (n == -1 && errno == EINTR)
+				continue;
+			if (n == -1 && errno == EAGAIN)
+				return;
+			if (n == -1)
+				err = errno;
+			else
+				d->out_off += (size_t)n;
+		}
+		if (err != 0) {
+			d->last_err = err;
+			attempt_close(d, a);
+			via_connect(d);
+			sess_process(s);
+			return;
+		}
+		ev_io_stop(loop, io);
+		ev_io_set(io, a->fd, EV_READ);
+		ev_io_start(loop, io);
+		return;
+	}
+	switch (via_read_reply(d)) {
+	case 0:
+		return;
+	case -1:
+		sess_process(s);
+		return;
+	default:
+		break;
+	}
+	ev_io_stop(loop, io);
+	fd = a->fd;
+	mptcp = a->mptcp;
+	a->fd = -1;
+	dial_free(s);
+	sess_dialed(s, fd, mptcp);
+	sess_process(s);
+}
+
+/*
+ * Every upstream connection goes to the concentrator. The edge's rules
+ * apply first, to the address asked for or, for a name the concentrator
+ * will resolve, to the name.
+ */
+static void
+via_start(struct dial *d)
+{
+	struct session *s = d->s;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	bool name = s->req.dst.atyp == SOCKS5_ATYP_DOMAIN;
+
+	if (!name)
+		(void)socks5_addr_to_sockaddr(&s->req.dst, &ss, &sslen);
+	if (!dial_allowed(s, name ? NULL : (const struct sockaddr *)&ss)) {
+		sess_fail(s, SOCKS5_REP_NOT_ALLOWED, SESS_RES_DENIED);
+		return;
+	}
+	if (via_message(d) == -1) {
+		log_warnx("session %" PRIu64 ": cannot build the Convert "
+		    "message for the concentrator", s->id);
+		sess_fail(s, SOCKS5_REP_GENERAL_FAILURE, SESS_RES_SYSTEM_ERROR);
+		return;
+	}
+	sess_set_state(s, SESS_CONNECT);
+	sess_timer_set(s, sess_conf(s)->connect_timeout);
+	via_connect(d);
 }

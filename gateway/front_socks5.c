@@ -367,7 +367,10 @@ s5_request(struct session *s)
 		sess_fail(s, SOCKS5_REP_CMD_UNSUPPORTED, SESS_RES_BAD_COMMAND);
 		return 1;
 	}
-	dial_start(s);
+	if (sess_conf(s)->early_reply)
+		sess_reply_early(s);
+	else
+		dial_start(s);
 	return 1;
 }
 
@@ -391,6 +394,7 @@ s5_step(struct session *s)
 	case SESS_RESOLVE:
 	case SESS_CONNECT:
 	case SESS_REPLY:
+	case SESS_EARLY:
 	case SESS_RELAY:
 	case SESS_HOLD:
 	case SESS_CLOSING:

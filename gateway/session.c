@@ -43,6 +43,8 @@ sess_state_name(enum sess_state st)
 		return "CONNECT";
 	case SESS_REPLY:
 		return "REPLY";
+	case SESS_EARLY:
+		return "EARLY";
 	case SESS_TLS_CLOSE:
 		return "TLS_CLOSE";
 	case SESS_RELAY:
@@ -95,6 +97,10 @@ sess_result_name(enum sess_result r)
 		return "connect-timeout";
 	case SESS_RES_CONNECT_FAILED:
 		return "connect-failed";
+	case SESS_RES_VIA_REFUSED:
+		return "via-refused";
+	case SESS_RES_VIA_PROTOCOL:
+		return "via-protocol";
 	case SESS_RES_CLIENT_CLOSED:
 		return "client-closed";
 	case SESS_RES_CLIENT_ERROR:
@@ -245,7 +251,19 @@ sess_fail(struct session *s, uint8_t rep, enum sess_result r)
 	sess_cancel_job(s);
 	dial_free(s);
 	s->result = r;
-	s->front->reply_fail(s, rep);
+	/* After an early success reply the only way to say no is an RST. */
+	if (s->early)
+		sess_reset(s);
+	else
+		s->front->reply_fail(s, rep);
+}
+
+void
+sess_reply_early(struct session *s)
+{
+	s->early = true;
+	socks5_addr_format(&s->req.dst, s->target, sizeof(s->target));
+	s->front->reply_ok(s, NULL);
 }
 
 void
@@ -259,6 +277,11 @@ sess_dialed(struct session *s, int fd, bool mptcp)
 	s->ufd = fd;
 	s->upstream_mptcp = mptcp;
 	xport_plain(&s->ux, fd);
+	if (s->early) {
+		/* The client has had its reply. */
+		sess_start_relay(s);
+		return;
+	}
 	if (getsockname(fd, (struct sockaddr *)&bnd, &len) == -1) {
 		sess_fail(s, SOCKS5_REP_GENERAL_FAILURE, SESS_RES_SYSTEM_ERROR);
 		return;
@@ -279,16 +302,31 @@ relay_done(struct relay *r, int err)
 	sess_close(s);
 }
 
+/* Merge a fresh MPTCP sample of fd into *m: most subflows seen wins. */
+static void
+sess_sample_leg(int fd, struct mptcp_stat *m)
+{
+	struct mptcp_stat st = { 0 };
+
+	if (fd == -1)
+		return;
+	mptcp_stat(fd, &st);
+	m->mptcp = m->mptcp || st.mptcp;
+	if (st.subflows > m->subflows)
+		m->subflows = st.subflows;
+}
+
 /*
  * Extra subflows may be gone by the time the session closes: note the
- * MPTCP state while the connection is still whole.
+ * MPTCP state of both legs while the connection is still whole.
  */
 static void
 relay_first_eof(struct relay *r)
 {
 	struct session *s = container_of(r, struct session, relay);
 
-	mptcp_stat(s->ufd, &s->mst);
+	sess_sample_leg(s->ufd, &s->mst);
+	sess_sample_leg(s->cfd, &s->cmst);
 }
 
 /*
@@ -316,6 +354,13 @@ sess_start_relay(struct session *s)
 {
 	const struct gw_conf *c = sess_conf(s);
 
+	if (s->ufd == -1) {
+		/* Replied early: the first bytes, then the dial. */
+		sess_set_state(s, SESS_EARLY);
+		sess_timer_set(s, c->early_wait_ms / 1000.);
+		sess_process(s);
+		return;
+	}
 	sess_watch_client(s, 0);
 	sess_set_state(s, SESS_RELAY);
 	if (c->idle_timeout > 0)
@@ -414,6 +459,7 @@ sess_reads_input(const struct session *s)
 	case SESS_GREETING:
 	case SESS_REQUEST:
 	case SESS_CONVERT:
+	case SESS_EARLY:
 		return true;
 	case SESS_AUTH:
 		return s->job == NULL;
@@ -473,6 +519,12 @@ sess_process(struct session *s)
 			break;
 		case SESS_CLOSING:
 			rc = sess_closing(s);
+			break;
+		case SESS_EARLY:
+			if (s->in_len > 0) {
+				dial_start(s);
+				rc = 1;
+			}
 			break;
 		case SESS_RESOLVE:
 		case SESS_CONNECT:
@@ -548,6 +600,11 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		    SESS_RES_RESOLVE_TIMEOUT);
 		sess_process(s);
 		return;
+	case SESS_EARLY:
+		/* No first bytes (the server speaks first): dial without. */
+		dial_start(s);
+		sess_process(s);
+		return;
 	case SESS_CONNECT:
 		sess_fail(s, SOCKS5_REP_TTL_EXPIRED, SESS_RES_CONNECT_TIMEOUT);
 		sess_process(s);
@@ -583,14 +640,10 @@ sess_close(struct session *s)
 {
 	struct worker *w = s->w;
 	struct access_entry e;
-	struct mptcp_stat st = { 0 };
 
 	sess_cancel_job(s);
-	if (s->ufd != -1)
-		mptcp_stat(s->ufd, &st);
-	if (s->mst.subflows > st.subflows)
-		st.subflows = s->mst.subflows;
-	st.mptcp = st.mptcp || s->mst.mptcp;
+	sess_sample_leg(s->ufd, &s->mst);
+	sess_sample_leg(s->cfd, &s->cmst);
 	memset(&e, 0, sizeof(e));
 	e.id = s->id;
 	e.client = s->client;
@@ -598,9 +651,12 @@ sess_close(struct session *s)
 	e.method = s->front->method(s);
 	e.target = s->target[0] ? s->target : NULL;
 	e.result = sess_result_name(s->result);
-	e.mptcp = st.mptcp;
-	e.subflows = st.subflows;
-	e.up = s->relay.up.bytes;
+	e.mptcp = s->mst.mptcp;
+	e.subflows = s->mst.subflows;
+	e.client_mptcp = s->cmst.mptcp;
+	e.client_subflows = s->cmst.subflows;
+	e.early = s->early;
+	e.up = s->up_syn + s->relay.up.bytes;
 	e.down = s->relay.down.bytes;
 	e.duration = ev_now(w->loop) - s->started;
 	admit_session_end(s);

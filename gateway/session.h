@@ -46,6 +46,7 @@ enum sess_state {
 	SESS_RESOLVE,		/* dial: name resolution */
 	SESS_CONNECT,		/* dial: connection attempts */
 	SESS_REPLY,		/* the success reply is being sent */
+	SESS_EARLY,		/* replied early: waiting briefly for first bytes */
 	SESS_TLS_CLOSE,		/* SOCKS5 0x83: close_notify both ways */
 	SESS_RELAY,		/* bytes both ways */
 	SESS_HOLD,		/* a failure reply held back (login throttle) */
@@ -76,6 +77,8 @@ enum sess_result {
 	SESS_RES_HOST_UNREACHABLE,
 	SESS_RES_CONNECT_TIMEOUT,
 	SESS_RES_CONNECT_FAILED,
+	SESS_RES_VIA_REFUSED,
+	SESS_RES_VIA_PROTOCOL,
 	SESS_RES_CLIENT_CLOSED,
 	SESS_RES_CLIENT_ERROR,
 	SESS_RES_CLIENT_GONE,
@@ -146,6 +149,7 @@ struct session {
 	bool silent;			/* Convert Silent TLV: no reply, RST on failure */
 	bool reset;			/* CLOSING: close with an RST, at once */
 	bool login_unproven;		/* a failed login before the handshake completed */
+	bool early;			/* success replied before dialling (early_reply) */
 	bool cert_user;			/* user named by a client certificate */
 	uint8_t method;			/* SOCKS5 method chosen */
 	int cfd;
@@ -159,7 +163,9 @@ struct session {
 	struct pool_job *job;		/* outstanding, owned by the pool */
 	struct dial *dial;
 	struct relay relay;
-	struct mptcp_stat mst;		/* upstream MPTCP state at the first EOF */
+	struct mptcp_stat mst;		/* upstream leg's MPTCP state, merged */
+	struct mptcp_stat cmst;		/* client leg's (an MPTCP client) */
+	uint64_t up_syn;		/* client bytes sent in the via SYN */
 	char client[64];
 	char user[256];
 	char target[300];
@@ -207,6 +213,12 @@ void sess_fail(struct session *s, uint8_t rep, enum sess_result r);
 void sess_dialed(struct session *s, int fd, bool mptcp);
 /* The success reply is out: hand the connection to the relay. */
 void sess_start_relay(struct session *s);
+/*
+ * socks5.early_reply: answer success now (BND 0.0.0.0:0), wait up to
+ * early_wait for the client's first bytes, then dial with them in the
+ * SYN; a failure after that resets the client.
+ */
+void sess_reply_early(struct session *s);
 /*
  * Fail by resetting the client connection: no reply, an RST (Convert's
  * Silent TLV). -> SESS_CLOSING, which then closes at once.

@@ -1,6 +1,7 @@
 /*
  * The running configuration: the parsed config plus what was loaded from
- * the files it names (users, later keys and TLS contexts). A session takes a
+ * the files it names (users, keys, TLS contexts) and the concentrator's
+ * addresses (upstream.via, resolved at load). A session takes a
  * reference when it starts and keeps that snapshot to the end, so a SIGHUP
  * reload never changes the rules under a live session.
  */
@@ -16,12 +17,19 @@
 struct auth_keys;
 struct auth_userdb;
 
+#define SNAP_VIA_MAX 4
+
 struct gw_snap {
 	atomic_int refs;
 	struct gw_conf conf;
 	struct auth_userdb *users;	/* NULL when auth.users is empty */
 	SSL_CTX *tls;			/* NULL when tls.cert is empty */
 	struct auth_keys *keys;		/* NULL when convert.keys is empty */
+	/* upstream.via: the concentrator's addresses and the signing keys. */
+	struct auth_keys *via_keys;	/* NULL when upstream.via is empty */
+	size_t n_via;
+	struct sockaddr_storage via_addrs[SNAP_VIA_MAX];
+	socklen_t via_lens[SNAP_VIA_MAX];
 };
 
 /*
