@@ -1,13 +1,23 @@
 #!/usr/bin/python3
-"""Run every test: the criterion unit binaries, then the pytest suites
-(integration, lab). Prints each runner's own output and, last, one line
-"N passed, N failed, N skipped" over all of them. Exit status 0 only if
-nothing failed."""
+"""Run every test: the layering check (one test), the criterion unit
+binaries, then the pytest suites (integration, lab). Prints each runner's
+own output and, last, one line "N passed, N failed, N skipped" over all of
+them. Exit status 0 only if nothing failed."""
 import glob
 import os
 import re
 import subprocess
 import sys
+
+def run_layering():
+    """tests/layering.sh on this tree: every #include points down."""
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = ["sh", os.path.join(top, "tests", "layering.sh"), top]
+    print("== " + " ".join(cmd), flush=True)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    sys.stdout.write(p.stdout)
+    return (1, 0, 0) if p.returncode == 0 else (0, 1, 0)
 
 def run_unit(build):
     passed = failed = 0
@@ -55,7 +65,7 @@ def run_pytest(build, paths):
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     build = args[0] if args else "build"
-    results = [run_unit(build)]
+    results = [run_layering(), run_unit(build)]
     if "--unit-only" not in sys.argv:
         results.append(run_pytest(build, ["tests/integration", "tests/lab"]))
     passed = sum(r[0] for r in results)
