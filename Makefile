@@ -3,6 +3,7 @@
 #   make            build build/mpgw, build/libmpgw.so, build/mpgw-run
 #   make run        install missing packages, build, run with conf/mpgw.ini
 #   make test       install missing packages, build, run every test
+#                   (and each fuzz target for 10 s)
 #   make asan       the same suite on an ASan+UBSan build (build-asan/)
 #   make tsan       the threaded modules' harnesses under ThreadSanitizer
 #                   (tests/tsan/, built into build-tsan/)
@@ -60,6 +61,7 @@ DEB_BUILD = build-essential pkg-config libev-dev libssl-dev libinih-dev \
 DEB_TEST  = python3 python3-pytest python3-socks curl wget ncat \
 	proxychains4 socat iproute2 iptables tcpdump whois procps
 DEB_BENCH = dante-server microsocks gnuplot-nox
+# make test runs the libFuzzer targets (tests/fuzz) briefly.
 DEB_FUZZ  = clang
 
 .PHONY: all run test asan tsan bench fuzz install clean deps deps-test \
@@ -69,7 +71,7 @@ all: $(BINS) $(LAB_BIN)
 deps:
 	@sh tests/deps.sh $(DEB_BUILD)
 deps-test: deps
-	@sh tests/deps.sh $(DEB_TEST)
+	@sh tests/deps.sh $(DEB_TEST) $(DEB_FUZZ)
 deps-bench: deps-test
 	@sh tests/deps.sh $(DEB_BENCH)
 
@@ -118,10 +120,13 @@ run: deps
 unit: all $(UNIT_BIN)
 	@/usr/bin/python3 tests/run.py --unit-only $(BUILD)
 
+# Each libFuzzer target also runs for 10 s from its seed corpus.
 test: deps-test
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory -C tests/fuzz all
 	@sh tests/certs.sh $(BUILD)/certs
-	@MPGW_BUILD=$(BUILD) /usr/bin/python3 tests/run.py $(BUILD)
+	@MPGW_BUILD=$(BUILD) /usr/bin/python3 tests/run.py --fuzz=build-fuzz \
+		$(BUILD)
 
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
