@@ -447,7 +447,7 @@ pp_parse(const uint8_t *buf, size_t len, struct pp_hdr *h, size_t *used)
 {
 	struct pp_hdr tmp;
 	enum pp_res r;
-	size_t n;
+	size_t n = 0;
 
 	if (len < 1)
 		return PP_AGAIN;

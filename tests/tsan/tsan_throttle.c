@@ -68,7 +68,8 @@ v6(uint16_t net, uint32_t h)
 static void
 fail(struct worker *w, const void *sa, double now)
 {
-	double d = auth_throttle_fail(sa, LIMIT, DMAX, BLOCK, now);
+	double d = auth_throttle_fail(sa, (w->idx & 1) ? "u" : NULL, LIMIT, DMAX,
+	    BLOCK, now);
 
 	CHECKF(d >= 0 && d <= DMAX, "delay %g", d);
 	w->fails++;
@@ -105,7 +106,7 @@ worker_main(void *arg)
 			if ((i + w->idx) % 2 == 0)
 				fail(w, &a, 1000.0);
 			else
-				auth_throttle_success((void *)&a);
+				auth_throttle_success((void *)&a, "u", 1000.0);
 			a = v4(0x0a010000u + (k * 7) % NA);
 			if (auth_throttle_blocked((void *)&a, 1000.0)) {
 				auth_throttle_count_refusal();

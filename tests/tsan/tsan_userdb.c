@@ -16,6 +16,7 @@
 #include <crypt.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -86,6 +87,8 @@ write_version(unsigned v)
 	CHECK((f = fopen(paths[v], "w")) != NULL);
 	fprintf(f, "# version %u\nalice:%s\nversion-%u:%s\n", v, h, v, hm);
 	CHECK(fclose(f) == 0);
+	/* A users file holds secrets: the loader refuses one others read. */
+	CHECK(chmod(paths[v], 0600) == 0);
 }
 
 static void *
