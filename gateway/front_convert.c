@@ -6,6 +6,8 @@
  * or an Error TLV, or nothing and an RST on failure with Silent.
  */
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <time.h>
 
@@ -17,7 +19,9 @@
 #include "gateway/session.h"
 #include "gateway/snap.h"
 #include "gateway/stats.h"
+#include "gateway/worker.h"
 #include "lib/log.h"
+#include "lib/util.h"
 #include "proto/convert.h"
 
 /* The Convert Error code for a failure known as a SOCKS5 reply code. */
@@ -191,6 +195,58 @@ cv_reply_fail(struct session *s, uint8_t rep)
 	cv_fail(s, conv_err_from_rep(rep), s->result);
 }
 
+/*
+ * The Convert listener takes data in the SYN (TCP Fast Open), so a
+ * session can start, and reply, while its connection is still in
+ * SYN_RECV. On an MPTCP connection this kernel (6.x) queues what is
+ * written then and does not push it once the client's ACK completes the
+ * handshake: the reply would wait for the peer's next packet, which never
+ * comes, since the peer waits for the reply. Measured in the lab with
+ * 5 ms links. Toggling TCP_NODELAY makes MPTCP push what is pending, so
+ * while the handshake is incomplete a timer watches for its end (5 ms,
+ * doubling) and then pushes once.
+ */
+#define CV_KICK_FIRST 0.005
+#define CV_KICK_MAX 0.64
+
+static bool
+cv_syn_recv(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	    ti.tcpi_state == TCP_SYN_RECV;
+}
+
+static void
+cv_kick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct session *s = container_of(t, struct session, kick);
+	int off = 0, on = 1;
+
+	(void)revents;
+	if (cv_syn_recv(s->cfd)) {
+		if (t->repeat < CV_KICK_MAX)
+			t->repeat *= 2;
+		ev_timer_again(loop, t);
+		return;
+	}
+	ev_timer_stop(loop, t);
+	(void)setsockopt(s->cfd, IPPROTO_TCP, TCP_NODELAY, &off, sizeof(off));
+	(void)setsockopt(s->cfd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
+static void
+cv_start(struct session *s)
+{
+	if (!cv_syn_recv(s->cfd))
+		return;
+	ev_init(&s->kick, cv_kick_cb);
+	s->kick.repeat = CV_KICK_FIRST;
+	ev_timer_again(s->w->loop, &s->kick);
+}
+
 static int
 cv_after_reply(struct session *s)
 {
@@ -208,6 +264,7 @@ cv_method(const struct session *s)
 const struct front_ops front_convert = {
 	.name = "convert",
 	.first = SESS_CONVERT,
+	.start = cv_start,
 	.step = cv_step,
 	.reply_ok = cv_reply_ok,
 	.reply_fail = cv_reply_fail,

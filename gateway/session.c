@@ -668,6 +668,7 @@ sess_close(struct session *s)
 	dial_free(s);
 	ev_io_stop(w->loop, &s->cio);
 	ev_timer_stop(w->loop, &s->timer);
+	ev_timer_stop(w->loop, &s->kick);
 	if (s->ufd != -1)
 		close(s->ufd);
 	tlsio_free(s->tls);
@@ -755,4 +756,6 @@ sess_accept(struct worker *w, struct listener *l, int fd,
 	    s->client, w->idx);
 	sess_timer_set(s, c->handshake_timeout);
 	sess_watch_client(s, EV_READ);
+	if (s->front->start != NULL)
+		s->front->start(s);
 }

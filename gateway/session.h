@@ -118,6 +118,8 @@ struct session;
 struct front_ops {
 	const char *name;		/* "socks5", "convert": metrics label */
 	enum sess_state first;		/* the state a new session starts in */
+	/* Optional: the session was just accepted. */
+	void (*start)(struct session *s);
 	int (*step)(struct session *s);
 	/* Connected upstream, bnd its local address: reply, -> SESS_REPLY. */
 	void (*reply_ok)(struct session *s, const struct sockaddr *bnd);
@@ -159,6 +161,7 @@ struct session {
 	struct tlsio *tls;		/* client side TLS, while it lasts */
 	ev_io cio;
 	ev_timer timer;
+	ev_timer kick;			/* front_convert: see cv_start() */
 	ev_tstamp started;
 	struct pool_job *job;		/* outstanding, owned by the pool */
 	struct dial *dial;
