@@ -6,9 +6,9 @@
 #   lab.sh up [--suffix S] [--rate1 R] [--rate2 R] [--crate1 R] [--crate2 R]
 #             [--delay1 MS] [--delay2 MS] [--cdelay MS]
 #             [--loss1 P] [--loss2 P] [--closs P] [--route]
-#             [--tfo-cli V] [--tfo-gw V] [--tfo-srv V]
+#             [--tfo-cli V] [--tfo-gw V] [--tfo-srv V] [--far]
 #   lab.sh down [--suffix S]
-#   lab.sh exec [--suffix S] cli|gw|srv CMD...
+#   lab.sh exec [--suffix S] cli|gw|srv|far CMD...
 #   lab.sh env [--suffix S]        shell assignments for callers (eval)
 #   lab.sh status [--suffix S]
 #   lab.sh run [up options] -- CMD...   up, run CMD with the env, down
@@ -17,9 +17,12 @@
 # of the link (RTT = 2 x delay), loss is percent per direction.  Links 1/2
 # are client<->gateway (--crate1/--crate2, --cdelay, --closs); links 3/4 are
 # gateway<->server (--rate1/--rate2, --delay1/--delay2, --loss1/--loss2).
+# --far adds a fourth namespace behind srv (link 5, srv<->far, MPTCP
+# disabled in far, no route to it from cli or gw): the two-tier lab, where
+# gw is the edge and srv the concentrator.
 # The suffix defaults to $LAB_SUFFIX, else "0".  See tests/lab/README.md.
 #
-# Safety: only namespaces named mpgw-{cli,gw,srv}-SUFFIX are touched;
+# Safety: only namespaces named mpgw-{cli,gw,srv,far}-SUFFIX are touched;
 # addresses come from 10.77.0.0/16 and exist only inside them; there is no
 # default route anywhere; nothing is added to the root namespace.
 
@@ -47,6 +50,7 @@ set_names() {
 	NS_CLI=mpgw-cli-$SUFFIX
 	NS_GW=mpgw-gw-$SUFFIX
 	NS_SRV=mpgw-srv-$SUFFIX
+	NS_FAR=mpgw-far-$SUFFIX
 	RUN=/tmp/mpgw-lab-$SUFFIX
 }
 
@@ -59,13 +63,17 @@ GW_IF3=g3 GW_IP3=10.77.3.2
 GW_IF4=g4 GW_IP4=10.77.4.2
 SRV_IF3=s3 SRV_IP3=10.77.3.3
 SRV_IF4=s4 SRV_IP4=10.77.4.3
+# Link 5 (--far): host .3 is srv, .5 is far.
+SRV_IF5=s5 SRV_IP5=10.77.5.3
+FAR_IF5=f5 FAR_IP5=10.77.5.5
 
 ns_of() {
 	case $1 in
 	cli) echo "$NS_CLI" ;;
 	gw) echo "$NS_GW" ;;
 	srv) echo "$NS_SRV" ;;
-	*) die "unknown namespace '$1' (cli, gw or srv)" ;;
+	far) echo "$NS_FAR" ;;
+	*) die "unknown namespace '$1' (cli, gw, srv or far)" ;;
 	esac
 }
 
@@ -92,6 +100,7 @@ parse_up_opts() {
 	DELAY1=0 DELAY2=0 CDELAY=0
 	LOSS1=0 LOSS2=0 CLOSS=0
 	ROUTE=0
+	FAR=0
 	TFO_CLI=0x5 TFO_GW=0x3 TFO_SRV=0x3
 	REST=()
 	while [ $# -gt 0 ]; do
@@ -108,6 +117,7 @@ parse_up_opts() {
 		--loss2) need_num "$1" "${2:-}"; LOSS2=$2; shift ;;
 		--closs) need_num "$1" "${2:-}"; CLOSS=$2; shift ;;
 		--route) ROUTE=1 ;;
+		--far) FAR=1 ;;
 		--tfo-cli) TFO_CLI=${2:?}; shift ;;
 		--tfo-gw) TFO_GW=${2:?}; shift ;;
 		--tfo-srv) TFO_SRV=${2:?}; shift ;;
@@ -258,6 +268,7 @@ write_env() {
 		echo "LAB_LOSS2='$LOSS2'"
 		echo "LAB_CLOSS='$CLOSS'"
 		echo "LAB_ROUTE='$ROUTE'"
+		echo "LAB_FAR='$FAR'"
 		echo "LAB_TFO_CLI='$TFO_CLI'"
 		echo "LAB_TFO_GW='$TFO_GW'"
 		echo "LAB_TFO_SRV='$TFO_SRV'"
@@ -296,6 +307,13 @@ cmd_up() {
 	make_link "$NS_GW" "$GW_IF3" "$GW_IP3" "$NS_SRV" "$SRV_IF3" "$SRV_IP3"
 	make_link "$NS_GW" "$GW_IF4" "$GW_IP4" "$NS_SRV" "$SRV_IF4" "$SRV_IP4"
 	routes
+	if [ "$FAR" = 1 ]; then
+		# The server behind the concentrator: plain TCP only.
+		make_ns "$NS_FAR"
+		nsx "$NS_FAR" sysctl -qw net.mptcp.enabled=0
+		make_link "$NS_SRV" "$SRV_IF5" "$SRV_IP5" "$NS_FAR" "$FAR_IF5" \
+		    "$FAR_IP5"
+	fi
 
 	# Extra subflows: cli from link 2 (towards gw), gw from link 4
 	# (towards srv).  srv needs no endpoint: it accepts the joins.
@@ -341,6 +359,8 @@ cmd_up() {
 	    "delay ${DELAY1}ms loss ${LOSS1}%"
 	echo "  link4 gw $GW_IP4 <-> srv $SRV_IP4  rate $(fmt_rate "$RATE2")" \
 	    "delay ${DELAY2}ms loss ${LOSS2}%"
+	[ "$FAR" = 1 ] && echo "  link5 srv $SRV_IP5 <-> far $FAR_IP5 (far:" \
+	    "MPTCP disabled, no route from cli or gw)"
 	echo "  route mode: $([ "$ROUTE" = 1 ] && echo "gw forwards" ||
 	    echo "off (cli cannot reach srv)")"
 	echo "  tcp_fastopen: $tfo"
@@ -382,7 +402,7 @@ lab_down() {
 			fi
 		done
 	fi
-	for ns in "$NS_CLI" "$NS_GW" "$NS_SRV"; do
+	for ns in "$NS_CLI" "$NS_GW" "$NS_SRV" "$NS_FAR"; do
 		ns_exists "$ns" || continue
 		nsx "$ns" iptables -w -t mangle -F PREROUTING 2>/dev/null ||
 		    true
@@ -390,7 +410,7 @@ lab_down() {
 	kill_wait ${pids[@]+"${pids[@]}"}
 	# Whatever else still runs inside a lab namespace was started there
 	# for the lab (servers, gateways under test).
-	for ns in "$NS_CLI" "$NS_GW" "$NS_SRV"; do
+	for ns in "$NS_CLI" "$NS_GW" "$NS_SRV" "$NS_FAR"; do
 		ns_exists "$ns" || continue
 		pids=()
 		for p in $(ip netns pids "$ns" 2>/dev/null); do
@@ -412,6 +432,7 @@ LAB_RUN_DIR='$RUN'
 LAB_NS_CLI='$NS_CLI'
 LAB_NS_GW='$NS_GW'
 LAB_NS_SRV='$NS_SRV'
+LAB_NS_FAR='$NS_FAR'
 LAB_CLI_IF1='$CLI_IF1'
 LAB_CLI_IF2='$CLI_IF2'
 LAB_GW_IF1='$GW_IF1'
@@ -428,6 +449,10 @@ LAB_GW_IP3='$GW_IP3'
 LAB_GW_IP4='$GW_IP4'
 LAB_SRV_IP3='$SRV_IP3'
 LAB_SRV_IP4='$SRV_IP4'
+LAB_SRV_IF5='$SRV_IF5'
+LAB_FAR_IF5='$FAR_IF5'
+LAB_SRV_IP5='$SRV_IP5'
+LAB_FAR_IP5='$FAR_IP5'
 EOF
 	if [ -f "$RUN/config" ]; then
 		echo "LAB_UP='1'"
@@ -439,7 +464,7 @@ EOF
 
 cmd_status() {
 	local ns
-	for ns in "$NS_CLI" "$NS_GW" "$NS_SRV"; do
+	for ns in "$NS_CLI" "$NS_GW" "$NS_SRV" "$NS_FAR"; do
 		if ! ns_exists "$ns"; then
 			echo "== $ns: absent"
 			continue
@@ -501,7 +526,7 @@ down | env | status | exec)
 	env) cmd_env ;;
 	status) cmd_status ;;
 	exec)
-		[ ${#REST[@]} -ge 2 ] || die "exec: usage: exec cli|gw|srv CMD..."
+		[ ${#REST[@]} -ge 2 ] || die "exec: usage: exec cli|gw|srv|far CMD..."
 		ns=$(ns_of "${REST[0]}")
 		ns_exists "$ns" || die "$ns does not exist (lab.sh up first)"
 		exec ip netns exec "$ns" "${REST[@]:1}"

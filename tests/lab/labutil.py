@@ -280,19 +280,20 @@ def parse_access(line):
 
 
 class Gateway:
-    """build/mpgw in the gw namespace, access log on stderr."""
+    """build/mpgw in a lab namespace (gw unless role says otherwise),
+    access log on stderr."""
 
-    def __init__(self, lab, name, sections):
+    def __init__(self, lab, name, sections, role="gw"):
         self.lab = lab
         conf = {"gateway": {"workers": "2", "log_level": "info",
                             "access_log": "stderr"}}
         for k, v in sections.items():
             conf.setdefault(k, {}).update(v)
         self.conf = lab.write(name + ".ini", ini(conf))
-        r = lab.run("gw", [MPGW, "-t", "-c", self.conf])
+        r = lab.run(role, [MPGW, "-t", "-c", self.conf])
         assert r.returncode == 0, "mpgw -t rejects %s:\n%s%s\n%s" % (
             self.conf, r.stdout.decode(), r.stderr.decode(), ini(conf))
-        self.proc = lab.spawn("gw", [MPGW, "-c", self.conf], name)
+        self.proc = lab.spawn(role, [MPGW, "-c", self.conf], name)
         self.proc.wait_err(lambda l: " started: " in l, "mpgw start")
 
     def access(self):
@@ -313,6 +314,18 @@ class Gateway:
     def lines(self, needle, start=0):
         with self.proc.cond:
             return [l for l in self.proc.err[start:] if needle in l]
+
+
+def wait_for(pred, what, timeout=WAIT, interval=0.02):
+    """Poll pred() until it is true (returned) or the bound runs out."""
+    end = time.monotonic() + timeout
+    while True:
+        r = pred()
+        if r:
+            return r
+        if time.monotonic() > end:
+            raise AssertionError("timed out waiting for %s" % what)
+        time.sleep(interval)
 
 
 def ready_line(proc, what="ready"):

@@ -1,7 +1,8 @@
 """Helper programs for the lab gateway tests (run inside lab namespaces).
 
   mptcp_sink.py serve --host H --port P
-      An MPTCP listener (socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP)) that
+      An MPTCP listener (socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP); plain
+      TCP where the namespace has MPTCP disabled) that
       prints "ready" once it listens, then serves connections one after
       the other. A connection starts with one request line:
         "GET N\\n"  the server sends N random bytes, then closes;
@@ -16,7 +17,7 @@
       the join and be misread as "no second subflow".
 
   mptcp_sink.py fetch --proxy H:P [--user U --password W] --dst H:P
-                      (--get N | --put N)
+                      [--rdns] (--get N | --put N)
       The client, through SOCKS5 with PySocks; prints a JSON report: bytes,
       sha256, secs (connect to EOF) and, for PUT, the server's report.
 """
@@ -85,7 +86,11 @@ def serve_one(c):
 
 
 def serve(a):
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
+    try:
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
+    except OSError:
+        # net.mptcp.enabled = 0 here: a plain TCP server.
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind((a.host, a.port))
     ls.listen(16)
@@ -110,7 +115,7 @@ def fetch(a):
     import socks
     s = socks.socksocket()
     ph, pp = hostport(a.proxy)
-    s.set_proxy(socks.SOCKS5, ph, pp, rdns=False, username=a.user,
+    s.set_proxy(socks.SOCKS5, ph, pp, rdns=a.rdns, username=a.user,
                 password=a.password)
     s.settimeout(120)
     t0 = time.monotonic()
@@ -156,6 +161,8 @@ def main(argv):
     fe.add_argument("--user")
     fe.add_argument("--password")
     fe.add_argument("--dst", required=True)
+    fe.add_argument("--rdns", action="store_true",
+                    help="send the name to the proxy (remote DNS)")
     g = fe.add_mutually_exclusive_group(required=True)
     g.add_argument("--get", type=int)
     g.add_argument("--put", type=int)
