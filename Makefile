@@ -20,7 +20,7 @@ BUILD   ?= build
 PROJ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
 	-Wformat=2 -Wmissing-prototypes -Wswitch-enum -pthread \
 	-I. -MMD -MP
-PKGS       = openssl inih
+PKGS       = openssl inih libcares
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # Debian's libev ships no .pc file.
@@ -57,9 +57,10 @@ endif
 # Debian 12 packages the build and the tests need; `make deps` installs
 # whichever are missing (as root), so a fresh machine needs nothing else.
 DEB_BUILD = build-essential pkg-config libev-dev libssl-dev libinih-dev \
-	libcriterion-dev libcrypt-dev libnetfilter-queue-dev libmnl-dev openssl
+	libcriterion-dev libcrypt-dev libnetfilter-queue-dev libmnl-dev openssl \
+	libc-ares-dev
 DEB_TEST  = python3 python3-pytest python3-socks curl wget ncat \
-	proxychains4 socat iproute2 iptables tcpdump whois procps
+	proxychains4 socat iproute2 iptables tcpdump whois procps dnsmasq-base
 DEB_BENCH = dante-server microsocks gnuplot-nox
 # make test runs the libFuzzer targets (tests/fuzz) briefly.
 DEB_FUZZ  = clang

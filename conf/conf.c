@@ -770,6 +770,8 @@ static const struct conf_cmd conf_cmds[] = {
 	{ SECT_UPSTREAM, "mptcp", set_bool, GW(upstream_mptcp), 0, 0, 0 },
 	{ SECT_UPSTREAM, "connect_timeout", set_duration, GW(connect_timeout),
 	    0, 1, 3600 },
+	{ SECT_UPSTREAM, "dns_per_source", set_uint, GW(dns_per_source), 0, 0,
+	    1000000 },
 	{ SECT_UPSTREAM, "relay", set_relay, GW(relay), 0, 0, 0 },
 	{ SECT_UPSTREAM, "buffer_size", set_uint, GW(buffer_size), 0, 4096,
 	    4194304 },
@@ -1336,6 +1338,8 @@ conf_defaults(struct gw_conf *c)
 	c->convert_max_skew = 30;
 	c->upstream_mptcp = true;
 	c->connect_timeout = 10;
+	/* A browser keeps up to 32 connections per proxy: room for two. */
+	c->dns_per_source = 64;
 	strcpy(c->relay, "auto");
 	c->buffer_size = 65536;
 }

@@ -124,6 +124,8 @@ struct gw_conf {
 	/* [upstream] */
 	bool upstream_mptcp;
 	unsigned connect_timeout;	/* seconds */
+	unsigned dns_per_source;	/* DNS lookups in flight per client
+					 * source, 0 = no limit */
 	char relay[16];			/* "auto", "buffer" or "splice" */
 	unsigned buffer_size;		/* bytes per direction */
 	struct conf_via via;		/* via = convert://HOST:PORT */

@@ -133,6 +133,7 @@ Test(conf, defaults)
 	cr_assert_eq(c.convert_max_skew, 30);
 	cr_assert(c.upstream_mptcp);
 	cr_assert_eq(c.connect_timeout, 10);
+	cr_assert_eq(c.dns_per_source, 64);
 	cr_assert_str_eq(c.relay, "auto");
 	cr_assert_eq(c.buffer_size, 65536);
 	cr_assert_eq(c.n_rules, 0);
@@ -228,6 +229,7 @@ Test(conf, every_key_is_read)
 	    "[upstream]\n"
 	    "mptcp = off\n"
 	    "connect_timeout = 20\n"
+	    "dns_per_source = 3\n"
 	    "relay = splice\n"
 	    "buffer_size = 131072\n");
 	cr_assert_eq(conf.workers, 3);
@@ -262,6 +264,7 @@ Test(conf, every_key_is_read)
 	cr_assert_eq(conf.convert_max_skew, 60);
 	cr_assert_not(conf.upstream_mptcp);
 	cr_assert_eq(conf.connect_timeout, 20);
+	cr_assert_eq(conf.dns_per_source, 3);
 	cr_assert_str_eq(conf.relay, "splice");
 	cr_assert_eq(conf.buffer_size, 131072);
 }
@@ -566,6 +569,12 @@ Test(conf, type_unsigned_edges)
 	cr_assert_eq(conf.max_per_source, 1000000);
 	expect_err("[gateway]\nmax_sessions = 1000001\n", 2, "gateway."
 	    "max_sessions: \"1000001\" is out of range (0..1000000)");
+	load_ok("[upstream]\ndns_per_source = 0\n");
+	cr_assert_eq(conf.dns_per_source, 0);
+	load_ok("[upstream]\ndns_per_source = 1000000\n");
+	cr_assert_eq(conf.dns_per_source, 1000000);
+	expect_err("[upstream]\ndns_per_source = 1000001\n", 2, "upstream."
+	    "dns_per_source: \"1000001\" is out of range (0..1000000)");
 	load_ok("[upstream]\nbuffer_size = 4096\n");
 	cr_assert_eq(conf.buffer_size, 4096);
 	load_ok("[upstream]\nbuffer_size = 4194304\n");
