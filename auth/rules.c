@@ -1,144 +1,42 @@
 #include "auth/rules.h"
 
 #include <errno.h>
-#include <ifaddrs.h>
-#include <net/if.h>
+#include <linux/rtnetlink.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "lib/addr.h"
 #include "lib/log.h"
-
-/* One of the gateway's own addresses, IPv4 ones in the first 4 bytes. */
-struct local_addr {
-	int family;
-	uint8_t addr[16];
-};
-
-/* The gateway's own addresses; replaced whole by a refresh. */
-static pthread_rwlock_t local_lock = PTHREAD_RWLOCK_INITIALIZER;
-static struct local_addr *local_list;
-static size_t local_n;
-static bool local_loaded;
+#include "lib/route.h"
 
 /*
- * Copy the address bytes of sa (already unmapped) into la. Returns false
- * for a family other than AF_INET or AF_INET6.
+ * Does the kernel deliver sa to this host? Asked per check, as `ip route
+ * get` asks, so an address added after start-up, an AnyIP local route and
+ * an interface's broadcast address all count, in the gateway's network
+ * namespace. A question that cannot be asked counts as yes: a
+ * protection that fails must fail closed.
  */
 static bool
-to_local(const struct sockaddr *sa, struct local_addr *la)
+is_local(const struct sockaddr *sa)
 {
-	memset(la, 0, sizeof(*la));
-	switch (sa->sa_family) {
-	case AF_INET:
-		la->family = AF_INET;
-		memcpy(la->addr,
-		    &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
-		    4);
-		return true;
-	case AF_INET6:
-		la->family = AF_INET6;
-		memcpy(la->addr,
-		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-		    16);
-		return true;
-	default:
+	unsigned char type;
+
+	if (route_type(sa, &type) == 0)
+		return type == RTN_LOCAL || type == RTN_BROADCAST ||
+		    type == RTN_ANYCAST;
+	switch (errno) {
+	case ENETUNREACH:
+	case EHOSTUNREACH:
+	case EACCES:
+	case EINVAL:
+		/* No route (or unreachable, prohibit, blackhole): not ours. */
 		return false;
+	default:
+		log_warn("rules: route lookup");
+		return true;
 	}
-}
-
-/*
- * Append sa (unmapped first) to the list *l of *n entries with room for
- * *cap, growing it. 0, or -1 with errno.
- */
-static int
-local_add(
-    struct local_addr **l, size_t *n, size_t *cap, const struct sockaddr *sa)
-{
-	struct sockaddr_storage tmp;
-	struct local_addr la, *nl;
-	size_t ncap;
-
-	if ((sa = addr_unmap(sa, &tmp)) == NULL || !to_local(sa, &la))
-		return 0;
-	for (size_t i = 0; i < *n; i++)
-		if (memcmp(&(*l)[i], &la, sizeof(la)) == 0)
-			return 0;
-	if (*n == *cap) {
-		ncap = *cap == 0 ? 16 : *cap * 2;
-		nl = realloc(*l, ncap * sizeof(*nl));
-		if (nl == NULL)
-			return -1;
-		*l = nl;
-		*cap = ncap;
-	}
-	(*l)[(*n)++] = la;
-	return 0;
-}
-
-/* Swap in a fresh list of this host's addresses (see rules.h). */
-int
-auth_rules_local_refresh(void)
-{
-	struct ifaddrs *ifa, *i;
-	struct local_addr *l = NULL, *old;
-	size_t n = 0, cap = 0;
-	int saved;
-
-	if (getifaddrs(&ifa) == -1) {
-		log_warn("getifaddrs");
-		return -1;
-	}
-	for (i = ifa; i != NULL; i = i->ifa_next) {
-		if (local_add(&l, &n, &cap, i->ifa_addr) == -1)
-			goto err_free;
-		if (i->ifa_broadaddr != NULL &&
-		    (i->ifa_flags & IFF_BROADCAST) &&
-		    local_add(&l, &n, &cap, i->ifa_broadaddr) == -1)
-			goto err_free;
-	}
-	freeifaddrs(ifa);
-
-	pthread_rwlock_wrlock(&local_lock);
-	old = local_list;
-	local_list = l;
-	local_n = n;
-	local_loaded = true;
-	pthread_rwlock_unlock(&local_lock);
-	free(old);
-	log_debug("rules: %zu local addresses", n);
-	return 0;
-
-err_free:
-	saved = errno;
-	freeifaddrs(ifa);
-	free(l);
-	errno = saved;
-	log_warn("rules: local addresses");
-	return -1;
-}
-
-/* Is la one of the gateway's own addresses? Loads the list on first use. */
-static bool
-is_local(const struct local_addr *la)
-{
-	bool found = false, loaded;
-
-	pthread_rwlock_rdlock(&local_lock);
-	loaded = local_loaded;
-	pthread_rwlock_unlock(&local_lock);
-	if (!loaded)
-		(void)auth_rules_local_refresh();
-
-	pthread_rwlock_rdlock(&local_lock);
-	for (size_t i = 0; i < local_n && !found; i++)
-		found = local_list[i].family == la->family &&
-		    memcmp(local_list[i].addr, la->addr, 16) == 0;
-	pthread_rwlock_unlock(&local_lock);
-	return found;
 }
 
 /* Is IPv4 address a (4 bytes, network order) in a fixed protected range? */
@@ -152,26 +50,33 @@ v4_special(const uint8_t *a)
 	    (a[0] == 255 && a[1] == 255 && a[2] == 255 && a[3] == 255);
 }
 
-/* Fixed special ranges first, then this host's addresses (see rules.h). */
+/* Fixed special ranges first, then the kernel's routes (see rules.h). */
 bool
 auth_addr_is_protected(const struct sockaddr *sa)
 {
 	struct sockaddr_storage tmp;
-	struct local_addr la;
-	struct in6_addr a6;
+	const struct in6_addr *a6;
+	const uint8_t *a4;
 
-	if ((sa = addr_unmap(sa, &tmp)) == NULL || !to_local(sa, &la))
+	if ((sa = addr_unmap(sa, &tmp)) == NULL)
 		return false;
-	if (la.family == AF_INET) {
-		if (v4_special(la.addr))
+	switch (sa->sa_family) {
+	case AF_INET:
+		a4 = (const uint8_t *)&((const struct sockaddr_in *)
+		    (const void *)sa)->sin_addr;
+		if (v4_special(a4))
 			return true;
-	} else {
-		memcpy(&a6, la.addr, sizeof(a6));
-		if (IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6) ||
-		    IN6_IS_ADDR_LINKLOCAL(&a6) || IN6_IS_ADDR_MULTICAST(&a6))
+		break;
+	case AF_INET6:
+		a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_LOOPBACK(a6) || IN6_IS_ADDR_UNSPECIFIED(a6) ||
+		    IN6_IS_ADDR_LINKLOCAL(a6) || IN6_IS_ADDR_MULTICAST(a6))
 			return true;
+		break;
+	default:
+		return false;
 	}
-	return is_local(&la);
+	return is_local(sa);
 }
 
 /*

@@ -69,19 +69,14 @@ enum conf_action auth_rules_check(const struct gw_conf *c,
     const struct auth_target *t, const char **why);
 
 /*
- * Re-read the gateway's own addresses (and interface broadcast addresses)
- * with getifaddrs(3); call at start-up and on SIGHUP. Safe while other
- * threads run checks. If never called, the first check does it. Returns 0,
- * or -1 with errno (the previous list is kept).
- */
-int auth_rules_local_refresh(void);
-
-/*
  * Is sa an address remote clients may not reach by default: loopback
  * (127/8, ::1), unspecified (0.0.0.0/8, ::), link-local (169.254/16,
- * fe80::/10), multicast (224/4, ff00::/8), broadcast (255.255.255.255 and
- * the interfaces' broadcast addresses), one of the gateway's own addresses,
- * or the IPv4-mapped form of any of these? Thread-safe.
+ * fe80::/10), multicast (224/4, ff00::/8), 255.255.255.255, an address
+ * the kernel delivers to this host (route type local, broadcast or
+ * anycast in the gateway's network namespace, asked at each call: every
+ * own address whenever it was added, AnyIP local routes, the interfaces'
+ * broadcast addresses), or the IPv4-mapped form of any of these? When the
+ * kernel cannot be asked, yes. Thread-safe.
  */
 bool auth_addr_is_protected(const struct sockaddr *sa);
 

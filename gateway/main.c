@@ -16,7 +16,6 @@
 
 #include "auth/keys.h"
 #include "auth/replay.h"
-#include "auth/rules.h"
 #include "auth/throttle.h"
 #include "auth/userdb.h"
 #include "conf/conf.h"
@@ -119,8 +118,6 @@ reload(void)
 		snap_unref(s);
 		return;
 	}
-	if (auth_rules_local_refresh() == -1)
-		log_warn("reload: listing this host's addresses");
 	log_set_level(debug_flag ? LOG_LVL_DEBUG : s->conf.log_level);
 	if (access_open(s->conf.access_log) == -1)
 		log_warn("reload: access log %s", s->conf.access_log);
@@ -309,8 +306,6 @@ run(bool debug)
 	if (probe_listen(&snap->conf, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	report_fastopen(&snap->conf);
-	if (auth_rules_local_refresh() == -1)
-		fatal("listing this host's addresses");
 	if (snap->conf.convert_listen.n > 0 && auth_replay_init(0) == -1)
 		fatal("replay cache");
 	if ((workers = calloc(n_workers, sizeof(*workers))) == NULL)

@@ -4,6 +4,11 @@
  * addresses, and the built-in protection of loopback, link-local and the
  * gateway's own addresses. Rules come from real config text through
  * conf_load_stream().
+ *
+ * Own addresses as the kernel routes them (issue 8, defect 6) are tested
+ * in a fresh network namespace per test (tests/unit/netns.h): an address
+ * added after the first check, an AnyIP local route, non-local routes,
+ * checks on many threads, and failing closed.
  */
 #include "auth/rules.h"
 
@@ -13,6 +18,7 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +26,8 @@
 #include "conf/conf.h"
 #include "lib/log.h"
 #include "proto/socks5.h"
+
+#include "netns.h"
 
 #define CONNECT SOCKS5_CMD_CONNECT
 #define BIND SOCKS5_CMD_BIND
@@ -177,7 +185,6 @@ setup(void)
 	log_set_level(LOG_LVL_ERROR);
 	cr_assert_not_null(conf = calloc(1, sizeof(*conf)));
 	conf_defaults(conf);
-	cr_assert_eq(auth_rules_local_refresh(), 0);
 	cr_assert(!host_has(REMOTE) && !host_has(PUBLIC),
 	    "this host owns a test address; pick others");
 }
@@ -537,33 +544,150 @@ Test(rules, why_may_be_null)
 	    CONF_DENY);
 }
 
-/* Run checks on many threads while the main thread refreshes. */
+/* A fresh network namespace with a veth pair v0/v1 up and no address. */
+static void
+ns_with_link(void)
+{
+	const char *why = netns_skip_reason();
+
+	if (why != NULL)
+		cr_skip_test("%s", why);
+	netns_enter();
+	netns_sh("ip link add v0 type veth peer name v1 && "
+	    "ip link set v0 up && ip link set v1 up");
+}
+
+Test(rules, own_address_added_after_first_check)
+{
+	ns_with_link();
+	cr_expect(!is_protected("10.77.20.1"));
+	expect(CONF_ALLOW, "default", REMOTE, "", CONNECT, "10.77.20.1", NULL,
+	    22);
+	netns_sh("ip addr add 10.77.20.1/24 brd + dev v0");
+	cr_expect(is_protected("10.77.20.1"));
+	cr_expect(is_protected("::ffff:10.77.20.1"));
+	expect(CONF_DENY, "builtin-protect", REMOTE, "", CONNECT, "10.77.20.1",
+	    NULL, 22);
+	expect(CONF_DENY, "builtin-protect", REMOTE, "", CONNECT,
+	    "::ffff:10.77.20.1", NULL, 22);
+	cr_expect(is_protected("10.77.20.255"), "the link's broadcast address");
+	cr_expect(!is_protected("10.77.20.7"), "a neighbour on the link");
+	netns_sh("ip -6 addr add fd77:20::1/64 dev v0 nodad");
+	cr_expect(is_protected("fd77:20::1"));
+	expect(CONF_DENY, "builtin-protect", "2001:db8::9", "", CONNECT,
+	    "fd77:20::1", NULL, 22);
+	cr_expect(!is_protected("fd77:20::2"), "a neighbour on the link");
+	netns_sh("ip addr del 10.77.20.1/24 dev v0");
+	cr_expect(!is_protected("10.77.20.1"), "removed again");
+}
+
+Test(rules, anyip_local_route)
+{
+	ns_with_link();
+	cr_expect(!is_protected("10.77.21.99"));
+	netns_sh("ip route add local 10.77.21.0/24 dev lo");
+	cr_expect(is_protected("10.77.21.99"));
+	cr_expect(is_protected("10.77.21.1"));
+	expect(CONF_DENY, "builtin-protect", REMOTE, "", CONNECT,
+	    "10.77.21.200", "anyip.example", 443);
+	cr_expect(!is_protected("10.77.22.1"), "next to the AnyIP range");
+	netns_sh("ip -6 route add local fd77:21::/64 dev lo");
+	cr_expect(is_protected("fd77:21::abcd"));
+	/* Opening them takes a rule that names them, as for any own one. */
+	load("[rule.anyip]\naction = allow\ndest = 10.77.21.0/24\n");
+	expect(CONF_ALLOW, "anyip", REMOTE, "", CONNECT, "10.77.21.99", NULL,
+	    80);
+}
+
+Test(rules, non_local_routes_not_protected)
+{
+	static const char *const open[] = { "10.77.20.2", "10.77.30.5",
+	    "10.77.31.1", "10.77.32.1", "10.77.33.1", PUBLIC, "2001:db8::1" };
+
+	ns_with_link();
+	netns_sh("ip addr add 10.77.20.1/24 dev v0 && "
+	    "ip route add 10.77.30.0/24 via 10.77.20.2 && "
+	    "ip route add unreachable 10.77.31.0/24 && "
+	    "ip route add prohibit 10.77.32.0/24 && "
+	    "ip route add blackhole 10.77.33.0/24");
+	for (size_t i = 0; i < sizeof(open) / sizeof(open[0]); i++) {
+		cr_expect(!is_protected(open[i]), "%s", open[i]);
+		expect(CONF_ALLOW, "default", REMOTE, "", CONNECT, open[i],
+		    NULL, 80);
+	}
+}
+
+/* 2000 checks of an own and a neighbour's address; wrong answers. */
 static void *
 checker(void *arg)
 {
-	struct sockaddr_storage c = addr(REMOTE), d = addr("127.0.0.1");
-	struct auth_target t = {(struct sockaddr *)&d, NULL, 80};
+	struct sockaddr_storage c = addr(REMOTE), own = addr("10.77.20.1"),
+	    other = addr("10.77.20.2");
+	struct auth_target t_own = {(struct sockaddr *)&own, NULL, 80};
+	struct auth_target t_other = {(struct sockaddr *)&other, NULL, 80};
 	long bad = 0;
 
 	(void)arg;
-	for (int i = 0; i < 2000; i++)
+	for (int i = 0; i < 2000; i++) {
 		if (auth_rules_check(conf, (struct sockaddr *)&c, "", CONNECT,
-			&t, NULL) != CONF_DENY)
+			&t_own, NULL) != CONF_DENY)
 			bad++;
+		if (auth_rules_check(conf, (struct sockaddr *)&c, "", CONNECT,
+			&t_other, NULL) != CONF_ALLOW)
+			bad++;
+	}
 	return (void *)bad;
 }
 
-Test(rules, refresh_while_checking)
+Test(rules, checks_on_many_threads)
 {
 	pthread_t th[4];
 	void *bad;
 
+	ns_with_link();
+	netns_sh("ip addr add 10.77.20.1/24 dev v0");
 	for (int i = 0; i < 4; i++)
 		cr_assert_eq(pthread_create(&th[i], NULL, checker, NULL), 0);
-	for (int i = 0; i < 50; i++)
-		cr_expect_eq(auth_rules_local_refresh(), 0);
 	for (int i = 0; i < 4; i++) {
 		cr_assert_eq(pthread_join(th[i], &bad), 0);
-		cr_expect_null(bad);
+		cr_expect_null(bad, "%ld wrong answers", (long)bad);
 	}
+}
+
+/*
+ * With no descriptor left for the netlink socket, a thread that has none
+ * yet cannot ask the kernel: every address counts as protected.
+ */
+static void *
+starved(void *arg)
+{
+	struct rlimit rl, old;
+	int fds[64], n = 0;
+	bool *res = arg;
+
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	rl.rlim_cur = 64;
+	rl.rlim_max = old.rlim_max;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	while (n < 64 && (fds[n] = dup(0)) != -1)
+		n++;
+	res[0] = is_protected("10.77.20.2");
+	while (n > 0)
+		close(fds[--n]);
+	res[1] = is_protected("10.77.20.2");
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	return NULL;
+}
+
+Test(rules, fails_closed)
+{
+	pthread_t th;
+	bool res[2];
+
+	ns_with_link();
+	netns_sh("ip addr add 10.77.20.1/24 dev v0");
+	cr_assert_eq(pthread_create(&th, NULL, starved, res), 0);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_expect(res[0], "no socket for the question: protected");
+	cr_expect_not(res[1], "socket again: a neighbour is not protected");
 }
