@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -16,7 +15,7 @@
 #include "auth/rules.h"
 #include "conf/conf.h"
 #include "gateway/mptcp.h"
-#include "gateway/pool.h"
+#include "gateway/resolve.h"
 #include "gateway/session.h"
 #include "gateway/snap.h"
 #include "gateway/worker.h"
@@ -24,7 +23,7 @@
 #include "lib/util.h"
 #include "proto/convert.h"
 
-#define DIAL_MAX_ADDRS 16
+#define DIAL_MAX_ADDRS RESOLVE_MAX_ADDRS
 #define DIAL_MAX_INFLIGHT 4
 /* RFC 8305 section 5: "Connection Attempt Delay", recommended 250 ms. */
 #define DIAL_STAGGER 0.25
@@ -58,6 +57,7 @@ struct dial {
 	size_t in_len;
 	uint8_t out[CONV_MSG_MAX + SESS_IN_MAX];
 	uint8_t in[CONV_MSG_MAX];
+	struct resolve_req *rreq;	/* the lookup in flight, RESOLVE */
 };
 
 static void dial_next(struct dial *d);
@@ -86,67 +86,6 @@ dial_result(int err)
 
 /* --- RESOLVE ---------------------------------------------------------- */
 
-struct dns_job {
-	struct pool_job job;
-	struct session *s;
-	int gai_err;
-	int sys_err;
-	size_t n;
-	char host[256];
-	char port[8];
-	struct sockaddr_storage addrs[DIAL_MAX_ADDRS];
-	socklen_t lens[DIAL_MAX_ADDRS];
-};
-
-/*
- * Resolve on a pool thread with getaddrinfo (so /etc/hosts and nsswitch
- * apply) and order the answers for Happy Eyeballs: alternate families,
- * starting with the family the resolver ranked first (RFC 8305 section 4).
- */
-static void
-dns_job_work(struct pool_job *job)
-{
-	struct dns_job *dj = container_of(job, struct dns_job, job);
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-	    .ai_protocol = IPPROTO_TCP, .ai_flags = AI_NUMERICSERV };
-	struct addrinfo *res, *ai, *fam[2] = { NULL, NULL };
-	int first = -1;
-
-	dj->gai_err = getaddrinfo(dj->host, dj->port, &hints, &res);
-	if (dj->gai_err != 0) {
-		dj->sys_err = errno;
-		return;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
-			continue;
-		if (first == -1)
-			first = ai->ai_family;
-	}
-	fam[0] = fam[1] = res;
-	while (dj->n < DIAL_MAX_ADDRS) {
-		bool any = false;
-
-		for (int k = 0; k < 2 && dj->n < DIAL_MAX_ADDRS; k++) {
-			int want = (k == 0) == (first == AF_INET) ? AF_INET :
-			    AF_INET6;
-
-			while (fam[k] != NULL && fam[k]->ai_family != want)
-				fam[k] = fam[k]->ai_next;
-			if (fam[k] == NULL)
-				continue;
-			memcpy(&dj->addrs[dj->n], fam[k]->ai_addr,
-			    fam[k]->ai_addrlen);
-			dj->lens[dj->n++] = fam[k]->ai_addrlen;
-			fam[k] = fam[k]->ai_next;
-			any = true;
-		}
-		if (!any)
-			break;
-	}
-	freeaddrinfo(res);
-}
-
 static void
 dial_connect_start(struct dial *d)
 {
@@ -155,45 +94,39 @@ dial_connect_start(struct dial *d)
 	dial_next(d);
 }
 
+/* The worker's resolver answered (resolve.c: never inside dial_start). */
 static void
-dns_job_done(struct pool_job *job)
+dial_resolved(void *arg, const struct resolve_result *res)
 {
-	struct dns_job *dj = container_of(job, struct dns_job, job);
-	struct session *s = dj->s;
-	bool nxdomain;
+	struct dial *d = arg;
+	struct session *s = d->s;
+	char esc[SESS_ESC_MAX];
 
-	if (job->cancelled) {
-		free(dj);
-		return;
-	}
-	s->job = NULL;
-	if (dj->gai_err != 0 || dj->n == 0) {
-		char esc[SESS_ESC_MAX];
-
-		log_info("session %" PRIu64 ": resolving %s: %s", s->id,
-		    log_escape(dj->host, esc, sizeof(esc)), dj->gai_err ==
-		    EAI_SYSTEM ? strerror(dj->sys_err) : dj->gai_err != 0 ?
-		    gai_strerror(dj->gai_err) : "no IPv4/IPv6 address");
-		/*
-		 * A name that cannot be resolved (no such name, no address,
-		 * no answer from the resolver) is an unreachable host, 04;
-		 * the gateway's own trouble (memory, system) is 01.
-		 */
-		nxdomain = dj->gai_err == 0 || dj->gai_err == EAI_NONAME ||
-		    dj->gai_err == EAI_NODATA || dj->gai_err == EAI_AGAIN ||
-		    dj->gai_err == EAI_FAIL;
-		free(dj);
-		sess_fail(s, nxdomain ? SOCKS5_REP_HOST_UNREACHABLE :
-		    SOCKS5_REP_GENERAL_FAILURE, nxdomain ? SESS_RES_NXDOMAIN :
-		    SESS_RES_RESOLVE_FAILED);
+	d->rreq = NULL;
+	switch (res->status) {
+	case RESOLVE_OK:
+		d->n = res->n;
+		memcpy(d->addrs, res->addrs, sizeof(d->addrs));
+		memcpy(d->lens, res->lens, sizeof(d->lens));
+		dial_connect_start(d);
 		sess_process(s);
 		return;
+	case RESOLVE_UNRESOLVABLE:
+		/* No such name, no address, no answer: unreachable, 04. */
+		sess_fail(s, SOCKS5_REP_HOST_UNREACHABLE, SESS_RES_NXDOMAIN);
+		break;
+	case RESOLVE_LIMIT:
+		sess_fail(s, SOCKS5_REP_HOST_UNREACHABLE,
+		    SESS_RES_RESOLVE_LIMIT);
+		break;
+	case RESOLVE_FAILED:
+		/* The gateway's own trouble (memory, sockets): 01. */
+		sess_fail(s, SOCKS5_REP_GENERAL_FAILURE,
+		    SESS_RES_RESOLVE_FAILED);
+		break;
 	}
-	s->dial->n = dj->n;
-	memcpy(s->dial->addrs, dj->addrs, sizeof(dj->addrs));
-	memcpy(s->dial->lens, dj->lens, sizeof(dj->lens));
-	free(dj);
-	dial_connect_start(s->dial);
+	log_info("session %" PRIu64 ": resolving %s: %s", s->id,
+	    log_escape(s->req.dst.u.name, esc, sizeof(esc)), res->msg);
 	sess_process(s);
 }
 
@@ -218,23 +151,16 @@ dial_start(struct session *s)
 		return;
 	}
 	if (s->req.dst.atyp == SOCKS5_ATYP_DOMAIN) {
-		struct dns_job *dj = calloc(1, sizeof(*dj));
-
-		if (dj == NULL) {
+		d->rreq = resolve_start(s->w->resolver, s->req.dst.u.name,
+		    s->req.dst.port, (const struct sockaddr *)&s->peer,
+		    sess_conf(s)->dns_per_source, dial_resolved, d);
+		if (d->rreq == NULL) {
 			sess_fail(s, SOCKS5_REP_GENERAL_FAILURE,
 			    SESS_RES_NO_MEMORY);
 			return;
 		}
-		dj->job.work = dns_job_work;
-		dj->job.done = dns_job_done;
-		dj->job.slow = true;
-		dj->s = s;
-		memcpy(dj->host, s->req.dst.u.name, sizeof(dj->host));
-		snprintf(dj->port, sizeof(dj->port), "%u", s->req.dst.port);
-		s->job = &dj->job;
 		sess_set_state(s, SESS_RESOLVE);
 		sess_timer_set(s, sess_conf(s)->connect_timeout);
-		pool_submit(&dj->job, &s->w->doneq);
 		return;
 	}
 	socks5_addr_to_sockaddr(&s->req.dst, &d->addrs[0], &d->lens[0]);
@@ -260,6 +186,9 @@ dial_free(struct session *s)
 
 	if (d == NULL)
 		return;
+	/* A lookup still out: forget it (and its slot under the cap). */
+	if (d->rreq != NULL)
+		resolve_cancel(d->rreq);
 	ev_timer_stop(s->w->loop, &d->stagger);
 	for (size_t i = 0; i < DIAL_MAX_INFLIGHT; i++)
 		attempt_close(d, &d->att[i]);

@@ -1,6 +1,7 @@
 /*
- * Reaching a session's target (s->req.dst): a name is resolved on the pool
- * (getaddrinfo, so /etc/hosts and nsswitch apply), then connection attempts
+ * Reaching a session's target (s->req.dst): a name is resolved by the
+ * worker's resolver (resolve.c: /etc/hosts and numeric names at once, DNS
+ * on the loop, upstream.dns_per_source per client), then connection attempts
  * run Happy Eyeballs style (RFC 8305: 250 ms stagger, families interleaved)
  * over MPTCP sockets with TCP fallback. Every candidate address is checked
  * against the access rules before it is dialled. The dial ends in

@@ -321,10 +321,7 @@ run(bool debug)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	/*
-	 * Blocking work: a slow resolver can hold a thread for seconds, so
-	 * keep enough that password checks are not stuck behind it.
-	 */
+	/* Blocking work (password hashing); names resolve on the loops. */
 	if (pool_start(n_workers < 2 ? 4 : 2 * n_workers) == -1)
 		fatal("thread pool");
 

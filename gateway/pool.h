@@ -1,11 +1,13 @@
 /*
- * A small pool of threads for work that blocks: name resolution
- * (getaddrinfo) and password hashing (crypt_r). The event loops never block.
+ * A small pool of threads for work that blocks: password hashing (crypt_r).
+ * The event loops never block; names are resolved on the loops
+ * (resolve.c).
  *
  * A job is submitted from a worker's loop thread; work() runs on a pool
  * thread and may touch only the job; done() then runs back on the same loop
- * thread. Slow jobs (name resolution) never take the last free thread, so
- * password checks are not stuck behind a resolver that times out. The submitter may cancel a job it no longer wants (its session
+ * thread. Slow jobs (that may block for seconds; none at present) never
+ * take the last free thread, so quick ones are not stuck behind them. The
+ * submitter may cancel a job it no longer wants (its session
  * closed): done() still runs, with job->cancelled set, and must free the job.
  * Cancelling and done() happen on the same thread, so neither needs a lock.
  */

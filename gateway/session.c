@@ -87,6 +87,8 @@ sess_result_name(enum sess_result r)
 		return "resolve-failed";
 	case SESS_RES_RESOLVE_TIMEOUT:
 		return "resolve-timeout";
+	case SESS_RES_RESOLVE_LIMIT:
+		return "resolve-limit";
 	case SESS_RES_REFUSED:
 		return "refused";
 	case SESS_RES_NET_UNREACHABLE:

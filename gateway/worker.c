@@ -214,6 +214,8 @@ worker_init(struct worker *w, unsigned idx, const struct gw_conf *c,
 		snprintf(err, errlen, "cannot make an event loop");
 		return -1;
 	}
+	if ((w->resolver = resolver_new(w->loop, err, errlen)) == NULL)
+		goto err_fini;
 	if (worker_add_listeners(w, c, &c->socks5_listen, LISTENER_SOCKS5, err,
 	    errlen) == -1 || worker_add_listeners(w, c, &c->tls_listen,
 	    LISTENER_SOCKS5_TLS, err, errlen) == -1 ||
@@ -230,6 +232,8 @@ worker_init(struct worker *w, unsigned idx, const struct gw_conf *c,
 err_fini:
 	for (size_t i = 0; i < w->n_listeners; i++)
 		close(w->listeners[i].fd);
+	resolver_free(w->resolver);
+	w->resolver = NULL;
 	ev_loop_destroy(w->loop);
 	w->loop = NULL;
 	return -1;
@@ -293,6 +297,8 @@ void
 worker_fini(struct worker *w)
 {
 	pool_doneq_fini(&w->doneq);
+	resolver_free(w->resolver);
+	w->resolver = NULL;
 	ev_async_stop(w->loop, &w->wake);
 	worker_shed_fds(w);
 	while (w->free_bufs != NULL) {

@@ -15,6 +15,7 @@
 
 #include "conf/conf.h"
 #include "gateway/pool.h"
+#include "gateway/resolve.h"
 
 enum listener_kind {
 	LISTENER_SOCKS5 = 0,
@@ -51,6 +52,7 @@ struct worker {
 	ev_async wake;			/* from the main thread */
 	atomic_int command;		/* enum worker_cmd */
 	struct pool_doneq doneq;
+	struct resolver *resolver;	/* name lookups on this loop */
 	struct session_list sessions;
 	unsigned n_sessions;
 	bool draining;
