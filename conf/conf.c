@@ -4,7 +4,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <grp.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -725,6 +727,8 @@ static const struct conf_cmd conf_cmds[] = {
 	    1000000 },
 	{ SECT_GATEWAY, "allow_open_proxy", set_bool, GW(allow_open_proxy), 0,
 	    0, 0 },
+	{ SECT_GATEWAY, "user", set_string, GW(user), 0, 0, GW_LEN(user) },
+	{ SECT_GATEWAY, "group", set_string, GW(group), 0, 0, GW_LEN(group) },
 
 	{ SECT_SOCKS5, "listen", set_addrs, GW(socks5_listen), 0, 0, 0 },
 	{ SECT_SOCKS5, "methods", set_methods, GW(n_methods), GW(methods), 0,
@@ -1211,6 +1215,63 @@ conf_check_open_proxy(const struct gw_conf *c, char *err, size_t errlen)
 	return -1;
 }
 
+/* Room for one passwd or group entry from NSS (getpwnam_r, getgrnam_r). */
+#define NSS_BUF 16384
+
+/*
+ * Resolve gateway.user and gateway.group into c->uid and c->gid, so that an
+ * unknown name fails `mpgw -t` at its line rather than the start-up after
+ * the listeners are bound.
+ */
+static void
+check_identity(struct parse *p)
+{
+	struct gw_conf *c = p->c;
+	char buf[NSS_BUF], q[QUOTE_MAX];
+	struct passwd pw, *pwp;
+	struct group gr, *grp;
+	int ul = key_line(p, SECT_GATEWAY, "user");
+	int gl = key_line(p, SECT_GATEWAY, "group");
+	int e;
+
+	if (c->user[0] == '\0') {
+		if (c->group[0] != '\0')
+			fail(p, gl, "gateway.group: needs gateway.user");
+		return;
+	}
+	if ((e = getpwnam_r(c->user, &pw, buf, sizeof(buf), &pwp)) != 0) {
+		fail(p, ul, "gateway.user: looking up %s: %s", quote(q, c->user),
+		    strerror(e));
+		return;
+	}
+	if (pwp == NULL) {
+		fail(p, ul, "gateway.user: %s is not a user on this host",
+		    quote(q, c->user));
+		return;
+	}
+	if (pw.pw_uid == 0) {
+		fail(p, ul, "gateway.user: %s is uid 0; name an unprivileged "
+		    "user, or leave the key empty to keep running as started",
+		    quote(q, c->user));
+		return;
+	}
+	c->uid = pw.pw_uid;
+	c->gid = pw.pw_gid;
+	if (c->group[0] == '\0')
+		return;
+	if ((e = getgrnam_r(c->group, &gr, buf, sizeof(buf), &grp)) != 0) {
+		fail(p, gl, "gateway.group: looking up %s: %s",
+		    quote(q, c->group), strerror(e));
+		return;
+	}
+	if (grp == NULL) {
+		fail(p, gl, "gateway.group: %s is not a group on this host",
+		    quote(q, c->group));
+		return;
+	}
+	c->gid = gr.gr_gid;
+}
+
 /*
  * Checks across keys, each reported at the line of the key that asks for
  * the missing one (or the file name alone where every key was a default).
@@ -1310,10 +1371,13 @@ cross_check(struct parse *p)
 		    "%s is also in tls.listen", a->text);
 		return;
 	}
-	if ((open = conf_open_listener(c, &a)) != OPEN_NONE)
+	if ((open = conf_open_listener(c, &a)) != OPEN_NONE) {
 		fail(p, key_line(p, open == OPEN_CONVERT ? SECT_CONVERT :
 		    open == OPEN_TLS ? SECT_TLS : SECT_SOCKS5, "listen"), "%s",
 		    open_message(open, a, err, sizeof(err)));
+		return;
+	}
+	check_identity(p);
 }
 
 void

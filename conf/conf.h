@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #define CONF_MAX_LISTEN 8
 #define CONF_MAX_METHODS 8
@@ -88,6 +89,10 @@ struct gw_conf {
 	unsigned max_sessions;		/* per gateway, 0 = no limit */
 	unsigned max_per_source;	/* per client address, 0 = no limit */
 	bool allow_open_proxy;		/* listen beyond loopback without auth */
+	char user[64];			/* "" = keep running as started */
+	char group[64];			/* "" = the user's own groups */
+	uid_t uid;			/* user's, resolved at load */
+	gid_t gid;			/* group's, else the user's primary group */
 
 	/* [socks5] */
 	struct conf_addr_list socks5_listen;

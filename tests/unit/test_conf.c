@@ -5,7 +5,9 @@
 #include <criterion/criterion.h>
 
 #include <arpa/inet.h>
+#include <grp.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +109,8 @@ Test(conf, defaults)
 	cr_assert_eq(c.max_sessions, 0);
 	cr_assert_eq(c.max_per_source, 0);
 	cr_assert_not(c.allow_open_proxy);
+	cr_assert_str_eq(c.user, "");
+	cr_assert_str_eq(c.group, "");
 	cr_assert_eq(c.socks5_listen.n, 1);
 	cr_assert_str_eq(c.socks5_listen.a[0].text, "127.0.0.1:1080");
 	cr_assert_eq(c.socks5_listen.a[0].ss.ss_family, AF_INET);
@@ -202,6 +206,8 @@ Test(conf, every_key_is_read)
 	    "max_sessions = 1000\n"
 	    "max_per_source = 20\n"
 	    "allow_open_proxy = yes\n"
+	    "user = nobody\n"
+	    "group = nogroup\n"
 	    "[socks5]\n"
 	    "listen = 0.0.0.0:1080, [::]:1080\n"
 	    "methods = tls-login, userpass, none\n"
@@ -238,6 +244,8 @@ Test(conf, every_key_is_read)
 	cr_assert_eq(conf.max_sessions, 1000);
 	cr_assert_eq(conf.max_per_source, 20);
 	cr_assert(conf.allow_open_proxy);
+	cr_assert_str_eq(conf.user, "nobody");
+	cr_assert_str_eq(conf.group, "nogroup");
 	cr_assert_eq(conf.socks5_listen.n, 2);
 	cr_assert_str_eq(conf.socks5_listen.a[1].text, "[::]:1080");
 	cr_assert_eq(conf.n_methods, 3);
@@ -267,6 +275,52 @@ Test(conf, every_key_is_read)
 	cr_assert_eq(conf.dns_per_source, 3);
 	cr_assert_str_eq(conf.relay, "splice");
 	cr_assert_eq(conf.buffer_size, 131072);
+}
+
+/*
+ * gateway.user and gateway.group are resolved at load, so that `mpgw -t`
+ * names an unknown one. Debian has nobody, nogroup and root on every host.
+ */
+Test(conf, identity)
+{
+	struct passwd *pw = getpwnam("nobody");
+	struct group *gr = getgrnam("nogroup");
+	uid_t nobody_uid;
+	gid_t nobody_gid, nogroup_gid;
+
+	cr_assert_not_null(pw, "no user nobody on this host");
+	cr_assert_not_null(gr, "no group nogroup on this host");
+	nobody_uid = pw->pw_uid;
+	nobody_gid = pw->pw_gid;
+	nogroup_gid = gr->gr_gid;
+
+	load_ok("[gateway]\nuser = nobody\n");
+	cr_assert_str_eq(conf.user, "nobody");
+	cr_assert_str_eq(conf.group, "");
+	cr_assert_eq(conf.uid, nobody_uid);
+	cr_assert_eq(conf.gid, nobody_gid, "the user's primary group");
+	load_ok("[gateway]\ngroup = root\nuser = nobody\n");
+	cr_assert_eq(conf.uid, nobody_uid);
+	cr_assert_eq(conf.gid, 0, "group given before user still wins");
+	load_ok("[gateway]\nuser = nobody\ngroup = nogroup\n");
+	cr_assert_eq(conf.gid, nogroup_gid);
+	load_ok("[gateway]\nuser =\ngroup =\n");
+	cr_assert_eq(conf.uid, 0);
+	cr_assert_eq(conf.gid, 0);
+
+	expect_err("[gateway]\nuser = mpgw-no-such-user\n", 2,
+	    "gateway.user: \"mpgw-no-such-user\" is not a user on this host");
+	expect_err("[gateway]\nuser = nobody\n\ngroup = mpgw-no-such-group\n",
+	    4, "gateway.group: \"mpgw-no-such-group\" is not a group on this "
+	    "host");
+	expect_err("[socks5]\nlisten = 127.0.0.1:1080\n[gateway]\n"
+	    "group = nogroup\n", 4, "gateway.group: needs gateway.user");
+	expect_err("[gateway]\nuser = root\n", 2, "gateway.user: \"root\" is "
+	    "uid 0; name an unprivileged user, or leave the key empty to keep "
+	    "running as started");
+	expect_err("[gateway]\nuser = "
+	    "a123456789012345678901234567890123456789012345678901234567890123"
+	    "\n", 2, "gateway.user: too long (64 characters, at most 63)");
 }
 
 Test(conf, syntax_forms)
