@@ -22,6 +22,7 @@
 #include "gateway/access.h"
 #include "gateway/mptcp.h"
 #include "gateway/pool.h"
+#include "gateway/priv.h"
 #include "gateway/session.h"
 #include "gateway/snap.h"
 #include "gateway/stats.h"
@@ -100,9 +101,11 @@ reload(void)
 	    !listen_same(&old->conf.tls_listen, &s->conf.tls_listen) ||
 	    !listen_same(&old->conf.convert_listen, &s->conf.convert_listen) ||
 	    s->conf.workers != old->conf.workers ||
-	    s->conf.buffer_size != old->conf.buffer_size)
-		log_warnx("reload: listen addresses, workers and buffer_size "
-		    "change only on restart");
+	    s->conf.buffer_size != old->conf.buffer_size ||
+	    strcmp(s->conf.user, old->conf.user) != 0 ||
+	    strcmp(s->conf.group, old->conf.group) != 0)
+		log_warnx("reload: listen addresses, workers, buffer_size, "
+		    "user and group change only on restart");
 	/*
 	 * The listeners stay as they are: the new methods are judged against
 	 * them, not against addresses that would apply only after a restart
@@ -287,8 +290,8 @@ run(bool debug)
 		fatalx("%s", err);
 	debug_flag = debug;
 	log_set_level(debug ? LOG_LVL_DEBUG : snap->conf.log_level);
-	if (access_open(snap->conf.access_log) == -1)
-		fatal("access log %s", snap->conf.access_log);
+	if (priv_check_files(&snap->conf, err, sizeof(err)) == -1)
+		fatalx("%s", err);
 	snap_install(snap_ref(snap));
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
@@ -314,6 +317,14 @@ run(bool debug)
 		if (worker_init(&workers[i], i, &snap->conf, err,
 		    sizeof(err)) == -1)
 			fatalx("%s", err);
+	/*
+	 * Every listener is bound and no thread runs yet: give up root. The
+	 * access log is opened after, as the user that reopens it on SIGHUP.
+	 */
+	if (priv_drop(&snap->conf, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	if (access_open(snap->conf.access_log) == -1)
+		fatal("access log %s", snap->conf.access_log);
 	/* Signals go to the main thread only; every thread inherits the mask. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
@@ -498,6 +509,11 @@ main(int argc, char **argv)
 
 		if (s == NULL) {
 			fprintf(stderr, "mpgw: %s\n", err);
+			return 1;
+		}
+		if (priv_check_files(&s->conf, err, sizeof(err)) == -1) {
+			fprintf(stderr, "mpgw: %s\n", err);
+			snap_unref(s);
 			return 1;
 		}
 		snap_unref(s);
