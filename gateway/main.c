@@ -21,6 +21,7 @@
 #include "conf/conf.h"
 #include "gateway/access.h"
 #include "gateway/mptcp.h"
+#include "gateway/notify.h"
 #include "gateway/pool.h"
 #include "gateway/priv.h"
 #include "gateway/session.h"
@@ -63,10 +64,13 @@ usage(FILE *f)
 	    "  key new USER FILE  give USER a fresh random key in the Convert keys file\n"
 	    "                     FILE and print it (base64: the client's MPGW_KEY)\n"
 	    "\n"
-	    "Runs in the foreground and logs to stderr. Signals: HUP reloads the\n"
-	    "configuration and users file, TERM/INT stop accepting and drain (a second\n"
-	    "one closes everything at once), USR1 logs counters. See README.md for\n"
-	    "every config key.\n");
+	    "Runs in the foreground and logs to stderr; under systemd (Type=notify)\n"
+	    "it reports start-up, reloads and stopping through $NOTIFY_SOCKET.\n"
+	    "With gateway.user it gives up root once its listeners are bound.\n"
+	    "Signals: HUP reloads the configuration and the files it names,\n"
+	    "TERM/INT stop accepting and drain (a second one closes everything at\n"
+	    "once), USR1 logs counters. mpgw(8) and mpgw.ini(5) (or README.md)\n"
+	    "describe every option and config key.\n");
 }
 
 static struct gw_snap *
@@ -86,7 +90,8 @@ listen_same(const struct conf_addr_list *a, const struct conf_addr_list *b)
 	return true;
 }
 
-static void
+/* Load the config again and swap it in if it is usable. 0, or -1. */
+static int
 reload(void)
 {
 	char err[CONF_ERR_MAX];
@@ -94,7 +99,7 @@ reload(void)
 
 	if (s == NULL) {
 		log_error("reload failed, keeping the running config: %s", err);
-		return;
+		return -1;
 	}
 	old = snap_current();
 	if (!listen_same(&old->conf.socks5_listen, &s->conf.socks5_listen) ||
@@ -119,13 +124,14 @@ reload(void)
 		log_error("reload refused, keeping the running config: the "
 		    "running listeners would be open: %s", err);
 		snap_unref(s);
-		return;
+		return -1;
 	}
 	log_set_level(debug_flag ? LOG_LVL_DEBUG : s->conf.log_level);
 	if (access_open(s->conf.access_log) == -1)
 		log_warn("reload: access log %s", s->conf.access_log);
 	snap_install(s);
 	log_info("reloaded %s", config_path);
+	return 0;
 }
 
 static void
@@ -151,7 +157,13 @@ signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 {
 	(void)revents;
 	if (sig->signum == SIGHUP) {
-		reload();
+		/* The service manager holds `systemctl reload` until READY=1. */
+		if (notify_reloading() == -1)
+			log_warn("NOTIFY_SOCKET");
+		if (notify_send("READY=1\nSTATUS=%s", reload() == 0 ?
+		    "running; reloaded" : "running; the last reload failed, "
+		    "see the log") == -1)
+			log_warn("NOTIFY_SOCKET");
 		return;
 	}
 	if (draining) {
@@ -163,6 +175,9 @@ signal_cb(struct ev_loop *loop, ev_signal *sig, int revents)
 	draining = true;
 	log_info("signal %d: no new connections; draining %u session(s)",
 	    sig->signum, (unsigned)stats_get(STAT_OPEN));
+	if (notify_send("STOPPING=1\nSTATUS=draining %u session(s)",
+	    (unsigned)stats_get(STAT_OPEN)) == -1)
+		log_warn("NOTIFY_SOCKET");
 	for (unsigned i = 0; i < n_workers; i++)
 		worker_command(&workers[i], WORKER_CMD_DRAIN);
 	ev_timer_init(&drain_timer, drain_timeout_cb, DRAIN_TIMEOUT, 0.);
@@ -358,6 +373,10 @@ run(bool debug)
 	log_listeners(&snap->conf.convert_listen, "convert");
 	log_info("mpgw %s started: %u worker(s), config %s", MPGW_VERSION,
 	    n_workers, config_path);
+	if (notify_send("READY=1\nSTATUS=running: %u worker(s), %zu "
+	    "listener(s)", n_workers, snap->conf.socks5_listen.n +
+	    snap->conf.tls_listen.n + snap->conf.convert_listen.n) == -1)
+		log_warn("NOTIFY_SOCKET");
 	snap_unref(snap);
 
 	ev_run(loop, 0);

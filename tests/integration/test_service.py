@@ -1,6 +1,7 @@
 """Running as a service (DESIGN.md section 7): gateway.user gives up root
-once the listeners are bound, and `mpgw -t` (and start-up) prove that the
-files a reload reads stay readable by that user.
+once the listeners are bound, `mpgw -t` (and start-up) prove that the
+files a reload reads stay readable by that user, and the daemon speaks the
+NOTIFY_SOCKET protocol a Type=notify unit needs.
 
 A gateway running as nobody cannot read files under a 0700 checkout or
 pytest's 0700 temporary directories, so every file it needs lives in a
@@ -14,8 +15,10 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -67,9 +70,9 @@ def started():
                     pytrace=False)
 
 
-def start_in(d, sections, env=None, started=None):
+def start_in(d, sections, env=None, started=None, wait=True):
     """gwutil.start_gateway with the config and logs in d and the
-    environment env (added to ours)."""
+    environment env (added to ours); wait=False returns at once."""
     port = gwutil.free_port()
     conf = gwutil.gateway_conf(["127.0.0.1:%d" % port], sections)
     conf_path = os.path.join(d, "mpgw.ini")
@@ -85,6 +88,8 @@ def start_in(d, sections, env=None, started=None):
     gw = gwutil.Gateway(proc, conf_path, [port], stderr_path, conf)
     if started is not None:
         started.append(gw)
+    if not wait:
+        return gw
     return gwutil.await_gateway(gw, [
         ("mpgw to accept on 127.0.0.1:%d" % port,
          lambda: gwutil.accepts("127.0.0.1", port))])
@@ -303,3 +308,114 @@ def test_non_root_may_name_only_itself(world_dir, nobody):
             assert r.returncode == 1, _text(r)
             assert "needs root" in r.stderr.decode(errors="replace"), \
                 _text(r)
+
+
+# --- NOTIFY_SOCKET ---------------------------------------------------------------
+
+class NotifyListener:
+    """The service manager's end: a datagram socket at name (a path, or
+    "@name" in the abstract namespace)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + name[1:] if name.startswith("@") else name)
+        self.sock.settimeout(gwutil.START_TIMEOUT)
+
+    def next(self, gw):
+        """The next message as {key: value}; fails if none comes before the
+        bound or the gateway exits."""
+        try:
+            data = self.sock.recv(4096)
+        except socket.timeout:
+            raise AssertionError("no NOTIFY_SOCKET message; gateway %s\n%s"
+                                 % ("running" if gw.alive() else "exited",
+                                    gw.stderr_tail())) from None
+        return dict(line.split("=", 1)
+                    for line in data.decode().split("\n") if line)
+
+    def close(self):
+        self.sock.close()
+
+
+def monotonic_usec():
+    return int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1000000)
+
+
+def reload_and_follow(gw, note, conf):
+    """Write conf, SIGHUP, and return the RELOADING and READY messages
+    with the monotonic times around the signal."""
+    gwutil.write_ini(gw.conf_path, conf)
+    os.chmod(gw.conf_path, 0o644)
+    before = monotonic_usec()
+    gw.proc.send_signal(signal.SIGHUP)
+    reloading = note.next(gw)
+    ready = note.next(gw)
+    return before, reloading, ready
+
+
+def notify_cycle(gw, note, users):
+    """READY at start (and the listener accepts by then), RELOADING with
+    MONOTONIC_USEC then READY around a SIGHUP that turns on passwords (in
+    force when READY comes), STOPPING at SIGTERM."""
+    msg = note.next(gw)
+    assert msg.get("READY") == "1", msg
+    assert "STATUS" in msg, msg
+    assert gwutil.accepts("127.0.0.1", gw.port), "READY=1 before listening"
+    assert none_greeting_gets(gw.port) == sr.M_NONE
+
+    conf = copy.deepcopy(gw.config)
+    conf["socks5"]["methods"] = "userpass"
+    conf["auth"] = {"users": users}
+    before, reloading, ready = reload_and_follow(gw, note, conf)
+    assert reloading.get("RELOADING") == "1", reloading
+    assert before <= int(reloading["MONOTONIC_USEC"]) <= monotonic_usec(), \
+        reloading
+    assert ready.get("READY") == "1", ready
+    # READY=1 comes once the new config is in force: no polling needed.
+    assert none_greeting_gets(gw.port) == sr.M_UNACCEPTABLE
+
+    # A reload that fails still ends with READY=1 (the old config runs on).
+    with open(gw.conf_path, "a") as f:
+        f.write("\n[socks5]\nbogus = 1\n")
+    gw.proc.send_signal(signal.SIGHUP)
+    assert note.next(gw).get("RELOADING") == "1"
+    ready = note.next(gw)
+    assert ready.get("READY") == "1", ready
+    assert "fail" in ready.get("STATUS", ""), ready
+
+    gw.proc.send_signal(signal.SIGTERM)
+    msg = note.next(gw)
+    assert msg.get("STOPPING") == "1", msg
+    assert gw.proc.wait(gwutil.STOP_TIMEOUT) == 0, gw.stderr_tail()
+    gw.stopped = True
+    text = gw.stderr_text()
+    for m in gwutil.SANITIZER_MARKERS:
+        assert m not in text, text
+
+
+def test_notify_socket_path(world_dir, started, users_file):
+    note = NotifyListener(os.path.join(world_dir, "notify"))
+    try:
+        gw = start_in(world_dir, {}, env={"NOTIFY_SOCKET": note.name},
+                      started=started, wait=False)
+        notify_cycle(gw, note, users_file)
+    finally:
+        note.close()
+
+
+@needs_root
+def test_notify_socket_abstract_after_privilege_drop(world_dir, nobody,
+                                                     started, users_file):
+    """An abstract name has no file permissions, so the gateway reaches it
+    as nobody too; the reload reads the users file as nobody."""
+    name = "@mpgw-test/%d/%s" % (os.getpid(), os.path.basename(world_dir))
+    note = NotifyListener(name)
+    try:
+        gw = start_in(world_dir, {"gateway": {"user": "nobody"}},
+                      env={"NOTIFY_SOCKET": name}, started=started,
+                      wait=False)
+        notify_cycle(gw, note, secret_copy(users_file, world_dir, "users",
+                                           nobody[0]))
+    finally:
+        note.close()
