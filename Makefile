@@ -12,6 +12,10 @@
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
+BINDIR  ?= $(PREFIX)/bin
+# A /usr install keeps its config in /etc, as Debian's packages do.
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 LDFLAGS ?=
@@ -60,7 +64,8 @@ DEB_BUILD = build-essential pkg-config libev-dev libssl-dev libinih-dev \
 	libcriterion-dev libcrypt-dev libnetfilter-queue-dev libmnl-dev openssl \
 	libc-ares-dev
 DEB_TEST  = python3 python3-pytest python3-socks curl wget ncat \
-	proxychains4 socat iproute2 iptables tcpdump whois procps dnsmasq-base
+	proxychains4 socat iproute2 iptables tcpdump whois procps dnsmasq-base \
+	systemd
 DEB_BENCH = dante-server microsocks gnuplot-nox
 # make test runs the libFuzzer targets (tests/fuzz) briefly.
 DEB_FUZZ  = clang
@@ -160,13 +165,17 @@ fuzz:
 	@sh tests/deps.sh $(DEB_FUZZ)
 	@$(MAKE) --no-print-directory -C tests/fuzz
 
+# The unit names the installed paths, so it is made here, for these ones.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/mpgw \
-		$(DESTDIR)$(PREFIX)/share/man/man8
-	install -m 755 $(BUILD)/mpgw $(DESTDIR)$(PREFIX)/bin/mpgw
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/lib/mpgw \
+		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(UNITDIR)
+	install -m 755 $(BUILD)/mpgw $(DESTDIR)$(BINDIR)/mpgw
 	if [ -f $(BUILD)/libmpgw.so ]; then \
 		install -m 644 $(BUILD)/libmpgw.so $(DESTDIR)$(PREFIX)/lib/mpgw/; \
-		install -m 755 $(BUILD)/mpgw-run $(DESTDIR)$(PREFIX)/bin/; fi
+		install -m 755 $(BUILD)/mpgw-run $(DESTDIR)$(BINDIR)/; fi
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		conf/mpgw.service.in > $(BUILD)/mpgw.service
+	install -m 644 $(BUILD)/mpgw.service $(DESTDIR)$(UNITDIR)/mpgw.service
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
