@@ -16,6 +16,7 @@ BINDIR  ?= $(PREFIX)/bin
 # A /usr install keeps its config in /etc, as Debian's packages do.
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+MANDIR  ?= $(PREFIX)/share/man
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 LDFLAGS ?=
@@ -57,22 +58,24 @@ endif
 ifneq ($(BENCH_SRC),)
 BINS += $(BUILD)/socksbench
 endif
+# Man pages: the config reference is README.md's, pulled in by mkman.py.
+MAN_PAGES = $(BUILD)/man/mpgw.8 $(BUILD)/man/mpgw.ini.5
 
 # Debian 12 packages the build and the tests need; `make deps` installs
 # whichever are missing (as root), so a fresh machine needs nothing else.
 DEB_BUILD = build-essential pkg-config libev-dev libssl-dev libinih-dev \
 	libcriterion-dev libcrypt-dev libnetfilter-queue-dev libmnl-dev openssl \
-	libc-ares-dev
+	libc-ares-dev python3
 DEB_TEST  = python3 python3-pytest python3-socks curl wget ncat \
 	proxychains4 socat iproute2 iptables tcpdump whois procps dnsmasq-base \
-	systemd
+	systemd mandoc man-db
 DEB_BENCH = dante-server microsocks gnuplot-nox
 # make test runs the libFuzzer targets (tests/fuzz) briefly.
 DEB_FUZZ  = clang
 
 .PHONY: all run test asan tsan bench fuzz install clean deps deps-test \
 	deps-bench unit
-all: $(BINS) $(LAB_BIN)
+all: $(BINS) $(LAB_BIN) $(MAN_PAGES)
 
 deps:
 	@sh tests/deps.sh $(DEB_BUILD)
@@ -115,6 +118,10 @@ $(UNIT_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libgw.a
 $(TSAN_BIN): $(BUILD)/tsan/%: $(BUILD)/obj/tests/tsan/%.o $(BUILD)/libgw.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/man/%: conf/man/%.md conf/man/mkman.py README.md gateway/main.c
+	@mkdir -p $(@D)
+	python3 conf/man/mkman.py $< > $@.tmp && mv $@.tmp $@
 
 $(LAB_BIN): $(BUILD)/%: $(BUILD)/obj/tests/lab/%.o
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ -lnetfilter_queue -lmnl
@@ -168,7 +175,8 @@ fuzz:
 # The unit names the installed paths, so it is made here, for these ones.
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/lib/mpgw \
-		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(UNITDIR)
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(UNITDIR)
 	install -m 755 $(BUILD)/mpgw $(DESTDIR)$(BINDIR)/mpgw
 	if [ -f $(BUILD)/libmpgw.so ]; then \
 		install -m 644 $(BUILD)/libmpgw.so $(DESTDIR)$(PREFIX)/lib/mpgw/; \
@@ -176,6 +184,8 @@ install: all
 	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 		conf/mpgw.service.in > $(BUILD)/mpgw.service
 	install -m 644 $(BUILD)/mpgw.service $(DESTDIR)$(UNITDIR)/mpgw.service
+	install -m 644 $(BUILD)/man/mpgw.8 $(DESTDIR)$(MANDIR)/man8/mpgw.8
+	install -m 644 $(BUILD)/man/mpgw.ini.5 $(DESTDIR)$(MANDIR)/man5/mpgw.ini.5
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz

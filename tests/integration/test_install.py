@@ -1,6 +1,8 @@
 """What `make install` puts in place (DESIGN.md section 7): the systemd
 unit, checked by `systemd-analyze verify` with the paths it names
-resolvable."""
+resolvable, and the man pages mpgw(8) and mpgw.ini(5), made from
+README.md's reference, checked by mandoc's and groff's linters and against
+the config schema."""
 
 import os
 import re
@@ -47,13 +49,16 @@ def unit_keys(path):
     return keys
 
 
-def verify(unit, env=None):
+def verify(unit, prefix):
     """systemd-analyze verify: (exit status, everything it printed). It
     exits 0 on mere warnings (an unknown key, a bad value), so a clean unit
-    is status 0 and no output."""
-    r = subprocess.run(["systemd-analyze", "verify", "--man=no", unit],
+    is status 0 and no output. Documentation= is checked too: man finds
+    the pages installed under prefix."""
+    r = subprocess.run(["systemd-analyze", "verify", unit],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=60 * SLOW, env=env)
+                       timeout=60 * SLOW,
+                       env=dict(os.environ, MANPATH=os.path.join(
+                           prefix, "share", "man")))
     return r.returncode, _text(r)
 
 
@@ -69,7 +74,7 @@ def prefix_install(tmp_path):
 def test_unit_passes_systemd_analyze_verify(prefix_install, tmp_path):
     gwutil.need_tool("systemd-analyze")
     unit = os.path.join(prefix_install, "lib/systemd/system/mpgw.service")
-    rc, out = verify(unit)
+    rc, out = verify(unit, prefix_install)
     assert rc == 0 and out == "", out
 
     # The check can fail: the same unit with its binary missing does.
@@ -77,7 +82,7 @@ def test_unit_passes_systemd_analyze_verify(prefix_install, tmp_path):
     with open(unit) as f:
         broken.write_text(f.read().replace(prefix_install + "/bin/mpgw ",
                                            prefix_install + "/bin/absent "))
-    rc, out = verify(str(broken))
+    rc, out = verify(str(broken), prefix_install)
     assert rc != 0 and "absent" in out, out
 
 
@@ -104,3 +109,71 @@ def test_unit_names_the_installed_paths_and_hardening(prefix_install):
     assert set(svc("RestrictAddressFamilies")[0].split()) == {
         "AF_INET", "AF_INET6", "AF_NETLINK", "AF_UNIX"}
     assert re.fullmatch(r"\d+", svc("LimitNOFILE")[0]), svc("LimitNOFILE")
+
+
+# --- man pages -------------------------------------------------------------------
+
+MAN_PAGES = ("mpgw.8", "mpgw.ini.5")
+
+
+def man_page(name):
+    path = os.path.join(ROOT, BUILD, "man", name)
+    assert os.path.exists(path), "%s is not built (run `make`)" % path
+    return path
+
+
+def rendered(path):
+    """The page as man(1) shows it, 100 columns, without overstrikes."""
+    r = subprocess.run(["man", "--warnings", "-l", path],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60 * SLOW,
+                       env=dict(os.environ, MANWIDTH="100", MANPAGER="cat",
+                                PAGER="cat", MAN_KEEP_FORMATTING=""))
+    return r
+
+
+@pytest.mark.parametrize("name", MAN_PAGES)
+def test_man_page_is_lint_clean(name):
+    gwutil.need_tool("mandoc")
+    gwutil.need_tool("man")
+    path = man_page(name)
+    r = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", path],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60 * SLOW)
+    assert r.returncode == 0 and _text(r) == "", _text(r)
+    r = rendered(path)
+    assert r.returncode == 0 and r.stderr == b"", _text(r)
+    assert b"NAME" in r.stdout and b"SEE ALSO" in r.stdout
+
+
+def schema_keys():
+    """(section, key) of every row of conf/conf.c's table."""
+    with open(os.path.join(ROOT, "conf", "conf.c")) as f:
+        rows = re.findall(r'\{\s*SECT_([A-Z0-9_]+),\s*"([a-z0-9_]+)"',
+                          f.read())
+    assert rows, "no key table found in conf/conf.c"
+    return {(s.lower(), k) for s, k in rows}
+
+
+def test_ini_page_documents_every_key():
+    gwutil.need_tool("man")
+    r = rendered(man_page("mpgw.ini.5"))
+    assert r.returncode == 0, _text(r)
+    documented, sect = set(), None
+    for line in r.stdout.decode().splitlines():
+        m = re.fullmatch(r" {7}\[([a-z0-9_]+)\]", line)
+        if m:
+            sect = m.group(1)
+            continue
+        m = re.match(r" {7}([a-z0-9_]+) \(", line)
+        if m:
+            documented.add((sect, m.group(1)))
+    rules_start = r.stdout.decode().index("[rule.NAME]")
+    for s, k in sorted(schema_keys()):
+        if s == "rule":
+            assert re.search(r"(?m)^ {7}%s \(" % k,
+                             r.stdout.decode()[rules_start:]), \
+                "rule key %s is not in mpgw.ini(5)" % k
+        else:
+            assert (s, k) in documented, \
+                "%s.%s is not in mpgw.ini(5) (README.md's key table)" % (s, k)
