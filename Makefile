@@ -173,6 +173,7 @@ fuzz:
 	@$(MAKE) --no-print-directory -C tests/fuzz
 
 # The unit names the installed paths, so it is made here, for these ones.
+# An existing config is never overwritten.
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/lib/mpgw \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
@@ -186,6 +187,11 @@ install: all
 	install -m 644 $(BUILD)/mpgw.service $(DESTDIR)$(UNITDIR)/mpgw.service
 	install -m 644 $(BUILD)/man/mpgw.8 $(DESTDIR)$(MANDIR)/man8/mpgw.8
 	install -m 644 $(BUILD)/man/mpgw.ini.5 $(DESTDIR)$(MANDIR)/man5/mpgw.ini.5
+	install -d $(DESTDIR)$(SYSCONFDIR)/mpgw
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/mpgw/mpgw.ini ]; then \
+		echo "keeping $(DESTDIR)$(SYSCONFDIR)/mpgw/mpgw.ini"; else \
+		echo "install -m 644 conf/mpgw.ini $(DESTDIR)$(SYSCONFDIR)/mpgw/"; \
+		install -m 644 conf/mpgw.ini $(DESTDIR)$(SYSCONFDIR)/mpgw/; fi
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz

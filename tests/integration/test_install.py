@@ -1,5 +1,5 @@
-"""What `make install` puts in place (DESIGN.md section 7): the systemd
-unit, checked by `systemd-analyze verify` with the paths it names
+"""What `make install` puts in place (DESIGN.md section 7): the binary,
+the shim, the example config (kept if one is there), the systemd unit, checked by `systemd-analyze verify` with the paths it names
 resolvable, and the man pages mpgw(8) and mpgw.ini(5), made from
 README.md's reference, checked by mandoc's and groff's linters and against
 the config schema."""
@@ -24,7 +24,9 @@ def make_install(**variables):
     """`make install VAR=value...` in the checkout, for the build under
     test. The variables of an outer make (make test) are not passed on."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES",
+                        "PREFIX", "DESTDIR", "BINDIR", "SYSCONFDIR",
+                        "UNITDIR", "MANDIR")}
     argv = ["make", "--no-print-directory", "-C", ROOT, "BUILD=%s" % BUILD,
             "install"] + ["%s=%s" % kv for kv in sorted(variables.items())]
     r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -177,3 +179,78 @@ def test_ini_page_documents_every_key():
         else:
             assert (s, k) in documented, \
                 "%s.%s is not in mpgw.ini(5) (README.md's key table)" % (s, k)
+
+
+# --- make install ----------------------------------------------------------------
+
+def tree(root):
+    """{path relative to root: mode} of every file below root."""
+    out = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            out[os.path.relpath(p, root)] = os.stat(p).st_mode & 0o7777
+    return out
+
+
+def test_make_install_destdir_prefix_usr(tmp_path):
+    dest = str(tmp_path / "dest")
+    make_install(DESTDIR=dest, PREFIX="/usr")
+    assert tree(dest) == {
+        "usr/bin/mpgw": 0o755,
+        "usr/bin/mpgw-run": 0o755,
+        "usr/lib/mpgw/libmpgw.so": 0o644,
+        "usr/lib/systemd/system/mpgw.service": 0o644,
+        "usr/share/man/man5/mpgw.ini.5": 0o644,
+        "usr/share/man/man8/mpgw.8": 0o644,
+        # A /usr install keeps its config in /etc.
+        "etc/mpgw/mpgw.ini": 0o644,
+    }
+    with open(os.path.join(ROOT, "conf", "mpgw.ini"), "rb") as f:
+        example = f.read()
+    conf = os.path.join(dest, "etc/mpgw/mpgw.ini")
+    with open(conf, "rb") as f:
+        assert f.read() == example
+    # The unit names the paths as they are once DESTDIR is gone.
+    keys = unit_keys(os.path.join(dest, "usr/lib/systemd/system/mpgw.service"))
+    assert keys[("Service", "ExecStart")] == [
+        "/usr/bin/mpgw -c /etc/mpgw/mpgw.ini"]
+
+    # The installed binary takes the installed example.
+    r = subprocess.run([os.path.join(dest, "usr/bin/mpgw"), "-t", "-c", conf],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60 * SLOW)
+    assert r.returncode == 0, _text(r)
+    # The installed launcher finds the installed shim (../lib/mpgw/).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPGW_")}
+    if gwutil.ASAN:
+        # An ASan-built libmpgw.so in a program that is not: the runtime
+        # cannot come first in the library list.
+        env["ASAN_OPTIONS"] = "verify_asan_link_order=0:detect_leaks=0"
+    r = subprocess.run([os.path.join(dest, "usr/bin/mpgw-run"), "/bin/true"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60 * SLOW, env=env)
+    assert r.returncode == 0, _text(r)
+
+    # Installing again keeps an operator's config.
+    with open(conf, "ab") as f:
+        f.write(b"; edited by the operator\n")
+    make_install(DESTDIR=dest, PREFIX="/usr")
+    with open(conf, "rb") as f:
+        assert f.read() == example + b"; edited by the operator\n"
+
+
+def test_make_install_default_prefix_layout(tmp_path):
+    """PREFIX=/usr/local (the default): config in /usr/local/etc, unit in
+    /usr/local/lib/systemd/system (on systemd's unit path)."""
+    dest = str(tmp_path / "dest")
+    make_install(DESTDIR=dest)
+    files = tree(dest)
+    for f in ("usr/local/bin/mpgw", "usr/local/etc/mpgw/mpgw.ini",
+              "usr/local/lib/systemd/system/mpgw.service",
+              "usr/local/share/man/man8/mpgw.8"):
+        assert f in files, sorted(files)
+    keys = unit_keys(os.path.join(
+        dest, "usr/local/lib/systemd/system/mpgw.service"))
+    assert keys[("Service", "ExecStart")] == [
+        "/usr/local/bin/mpgw -c /usr/local/etc/mpgw/mpgw.ini"]
