@@ -228,6 +228,8 @@ check_all(const struct gw_conf *c, char *err, size_t errlen)
 	    check_read(c, "auth.users", c->users, err, errlen) == -1 ||
 	    check_read(c, "convert.keys", c->convert_keys, err, errlen) ==
 	    -1 ||
+	    check_read(c, "upstream.via_keys", c->via_keys, err, errlen) ==
+	    -1 ||
 	    check_read(c, "tls.cert", c->tls_cert, err, errlen) == -1 ||
 	    check_read(c, "tls.key", c->tls_key, err, errlen) == -1 ||
 	    check_read(c, "tls.client_ca", c->tls_client_ca, err, errlen) ==
