@@ -27,10 +27,10 @@
 #include "gateway/session.h"
 #include "gateway/snap.h"
 #include "gateway/stats.h"
+#include "gateway/version.h"
 #include "gateway/worker.h"
 #include "lib/log.h"
 
-#define MPGW_VERSION "0.1.0"
 #define DEFAULT_CONFIG "/etc/mpgw/mpgw.ini"
 #define MAX_WORKERS 256
 /* Seconds SIGTERM waits for sessions to finish before closing them. */
