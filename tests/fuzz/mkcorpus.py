@@ -192,7 +192,18 @@ PROXYPROTO = {
     "socks5-not-proxy": b([5, 1, 0]),
 }
 
+# HTTP request heads, as a Prometheus server sends them.
+HTTP = {
+    "get-metrics": b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9100\r\n"
+                   b"User-Agent: Prometheus/2.42.0\r\nAccept: text/plain\r\n"
+                   b"\r\n",
+    "head-http10": b"HEAD /metrics HTTP/1.0\r\n\r\n",
+    "bad-version": b"GET / HTTP/2.0\r\n\r\n",
+    "lf-only": b"GET /x HTTP/1.1\nHost: a\n\n",
+}
+
 TARGETS = {
+    "fuzz_http": HTTP,
     "fuzz_proxyproto": PROXYPROTO,
     "fuzz_socks5": SOCKS5,
     "fuzz_convert": CONVERT,
