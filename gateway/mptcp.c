@@ -20,6 +20,7 @@
 #define SOL_MPTCP 284
 #endif
 #define MPTCP_SO_INFO 1
+#define MPTCP_SO_FULL_INFO 4
 #ifndef TCP_IS_MPTCP
 #define TCP_IS_MPTCP 43
 #endif
@@ -55,6 +56,68 @@ struct mptcp_info_v610 {
 #define INFO_HAS(len, field) \
 	((size_t)(len) >= offsetof(struct mptcp_info_v610, field) + \
 	    sizeof(((struct mptcp_info_v610 *)0)->field))
+
+/*
+ * struct mptcp_full_info as of Linux 6.5 (uapi/linux/mptcp.h): the caller
+ * says how big its array elements are and how many it has room for; the
+ * kernel writes back the element sizes it used (the smaller of ours and
+ * its own, which is then the stride) and the real subflow count.
+ */
+struct mptcp_full_info_v65 {
+	uint32_t size_tcpinfo_kernel;	/* must be 0, set by the kernel */
+	uint32_t size_tcpinfo_user;
+	uint32_t size_sfinfo_kernel;	/* must be 0, set by the kernel */
+	uint32_t size_sfinfo_user;
+	uint32_t num_subflows;		/* must be 0, set by the kernel */
+	uint32_t size_arrays_user;
+	uint64_t subflow_info;		/* user pointer, __aligned_u64 */
+	uint64_t tcp_info;		/* user pointer */
+	struct mptcp_info_v610 mptcp_info;
+};
+/* The kernel refuses a shorter option (MIN_FULL_INFO_OPTLEN_SIZE). */
+#define FULL_INFO_MIN offsetof(struct mptcp_full_info_v65, mptcp_info)
+_Static_assert(FULL_INFO_MIN == 40, "mptcp_full_info layout");
+
+/*
+ * struct mptcp_subflow_info (6.5): the subflow id, then the local and
+ * remote addresses as two __kernel_sockaddr_storage (128 bytes, 8-aligned,
+ * like glibc's sockaddr_storage).
+ */
+struct mptcp_subflow_info_v65 {
+	uint32_t id;
+	struct sockaddr_storage local;
+	struct sockaddr_storage remote;
+};
+_Static_assert(offsetof(struct mptcp_subflow_info_v65, local) == 8 &&
+    sizeof(struct mptcp_subflow_info_v65) == 264, "mptcp_subflow_info layout");
+
+/*
+ * struct tcp_info (uapi/linux/tcp.h) up to tcpi_bytes_retrans (Linux
+ * 4.19); the two bit-field bytes are read as whole bytes, never used.
+ */
+struct tcp_info_v419 {
+	uint8_t state, ca_state, retransmits, probes, backoff, options;
+	uint8_t wscale, rate_flags;
+	uint32_t rto, ato, snd_mss, rcv_mss;
+	uint32_t unacked, sacked, lost, retrans, fackets;
+	uint32_t last_data_sent, last_ack_sent, last_data_recv, last_ack_recv;
+	uint32_t pmtu, rcv_ssthresh, rtt, rttvar, snd_ssthresh, snd_cwnd;
+	uint32_t advmss, reordering, rcv_rtt, rcv_space, total_retrans;
+	uint64_t pacing_rate, max_pacing_rate;
+	uint64_t bytes_acked, bytes_received;
+	uint32_t segs_out, segs_in, notsent_bytes, min_rtt;
+	uint32_t data_segs_in, data_segs_out;
+	uint64_t delivery_rate, busy_time, rwnd_limited, sndbuf_limited;
+	uint32_t delivered, delivered_ce;
+	uint64_t bytes_sent, bytes_retrans;
+};
+_Static_assert(offsetof(struct tcp_info_v419, bytes_received) == 128 &&
+    offsetof(struct tcp_info_v419, bytes_sent) == 200 &&
+    sizeof(struct tcp_info_v419) == 216, "tcp_info layout");
+
+#define TI_HAS(len, field) \
+	((size_t)(len) >= offsetof(struct tcp_info_v419, field) + \
+	    sizeof(((struct tcp_info_v419 *)0)->field))
 
 int
 mptcp_socket(int family, bool want_mptcp, bool *is_mptcp)
@@ -102,6 +165,73 @@ mptcp_stat(int fd, struct mptcp_stat *st)
 		st->bytes_sent = info.bytes_sent;
 		st->bytes_received = info.bytes_received;
 	}
+}
+
+bool
+mptcp_active(int fd)
+{
+	struct mptcp_info_v610 info;
+	socklen_t len = sizeof(int);
+	int v = 0;
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_IS_MPTCP, &v, &len) == 0)
+		return v != 0;
+	len = sizeof(info);
+	return getsockopt(fd, SOL_MPTCP, MPTCP_SO_INFO, &info, &len) == 0;
+}
+
+int
+mptcp_subflows(int fd, struct mptcp_subflow *out, size_t max)
+{
+	struct mptcp_subflow_info_v65 sfi[MPTCP_SUBFLOWS_MAX];
+	struct tcp_info_v419 ti[MPTCP_SUBFLOWS_MAX];
+	struct mptcp_full_info_v65 mfi;
+	socklen_t len = sizeof(mfi);
+	size_t n, sf_size, ti_size;
+
+	if (max > MPTCP_SUBFLOWS_MAX)
+		max = MPTCP_SUBFLOWS_MAX;
+	memset(&mfi, 0, sizeof(mfi));
+	mfi.size_tcpinfo_user = sizeof(ti[0]);
+	mfi.size_sfinfo_user = sizeof(sfi[0]);
+	mfi.size_arrays_user = (uint32_t)max;
+	mfi.subflow_info = (uint64_t)(uintptr_t)sfi;
+	mfi.tcp_info = (uint64_t)(uintptr_t)ti;
+	if (getsockopt(fd, SOL_MPTCP, MPTCP_SO_FULL_INFO, &mfi, &len) == -1)
+		return -1;
+	if (len < FULL_INFO_MIN) {
+		errno = EPROTO;
+		return -1;
+	}
+	/* Elements lie at the sizes the kernel used: those are the strides. */
+	sf_size = mfi.size_sfinfo_user;
+	ti_size = mfi.size_tcpinfo_user;
+	if (sf_size > sizeof(sfi[0]) || ti_size > sizeof(ti[0])) {
+		errno = EPROTO;
+		return -1;
+	}
+	n = mfi.num_subflows < max ? mfi.num_subflows : max;
+	for (size_t i = 0; i < n; i++) {
+		struct mptcp_subflow_info_v65 sf;
+		struct tcp_info_v419 t;
+
+		memset(&sf, 0, sizeof(sf));
+		memset(&t, 0, sizeof(t));
+		memcpy(&sf, (const uint8_t *)sfi + i * sf_size, sf_size);
+		memcpy(&t, (const uint8_t *)ti + i * ti_size, ti_size);
+		memset(&out[i], 0, sizeof(out[i]));
+		if (sf_size >= offsetof(struct mptcp_subflow_info_v65, id) +
+		    sizeof(sf.id))
+			out[i].id = sf.id;
+		if (sf_size >= offsetof(struct mptcp_subflow_info_v65, remote))
+			out[i].local = sf.local;
+		if (TI_HAS(ti_size, bytes_received))
+			out[i].received = t.bytes_received;
+		if (TI_HAS(ti_size, bytes_retrans) &&
+		    t.bytes_sent >= t.bytes_retrans)
+			out[i].sent = t.bytes_sent - t.bytes_retrans;
+	}
+	return (int)n;
 }
 
 /* --- path manager report over generic netlink ------------------------ */
