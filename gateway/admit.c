@@ -131,7 +131,7 @@ admit_count_failure(struct session *s)
 	    NULL, c->fail_limit, c->fail_delay_max, c->fail_block, now);
 	struct auth_throttle_stats st;
 
-	stats_add(STAT_LOGIN_FAILURES, 1);
+	stats_auth_failed(s->front->method(s));
 	if (auth_throttle_blocked(peer, now)) {
 		auth_throttle_stats(&st);
 		log_warnx("session %" PRIu64 ": %s: %u failed logins: address "

@@ -18,6 +18,7 @@
 #include "gateway/resolve.h"
 #include "gateway/session.h"
 #include "gateway/snap.h"
+#include "gateway/stats.h"
 #include "gateway/worker.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -135,6 +136,7 @@ dial_start(struct session *s)
 {
 	struct dial *d;
 
+	s->dial_started = ev_now(s->w->loop);
 	socks5_addr_format(&s->req.dst, s->target, sizeof(s->target));
 	if ((d = calloc(1, sizeof(*d))) == NULL) {
 		sess_fail(s, SOCKS5_REP_GENERAL_FAILURE, SESS_RES_NO_MEMORY);
@@ -255,6 +257,7 @@ dial_allowed(struct session *s, const struct sockaddr *sa)
 	if (auth_rules_check(sess_conf(s), (const struct sockaddr *)&s->peer,
 	    s->user, s->req.cmd, &t, &why) == CONF_ALLOW)
 		return true;
+	stats_add(STAT_REFUSED_RULES, 1);
 	log_info("session %" PRIu64 ": %s: %s denied by %s", s->id, s->client,
 	    s->target, why != NULL ? why : "a rule");
 	return false;

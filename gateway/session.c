@@ -274,6 +274,10 @@ sess_dialed(struct session *s, int fd, bool mptcp)
 	struct sockaddr_storage bnd;
 	socklen_t len = sizeof(bnd);
 
+	stats_observe(STAT_H_CONNECT, ev_now(s->w->loop) - s->dial_started);
+	/* Whether the server took MPTCP is known once the SYN-ACK is in. */
+	stats_add(!mptcp ? STAT_UPSTREAM_TCP : mptcp_active(fd) ?
+	    STAT_UPSTREAM_MPTCP : STAT_UPSTREAM_FALLBACK, 1);
 	/* The reply (and 0x83's TLS close) get their own time. */
 	sess_timer_set(s, sess_conf(s)->handshake_timeout);
 	s->ufd = fd;
@@ -289,6 +293,8 @@ sess_dialed(struct session *s, int fd, bool mptcp)
 		return;
 	}
 	s->front->reply_ok(s, (const struct sockaddr *)&bnd);
+	if (s->state == SESS_REPLY)
+		stats_observe(STAT_H_REPLY, ev_now(s->w->loop) - s->started);
 }
 
 /* --- RELAY ------------------------------------------------------------ */
@@ -319,6 +325,24 @@ sess_sample_leg(int fd, struct mptcp_stat *m)
 }
 
 /*
+ * Sample both legs' MPTCP state, and what each upstream path carried so
+ * far into the per-path bytes (stats.h counts each byte once over several
+ * samples).
+ */
+static void
+sess_sample(struct session *s)
+{
+	struct mptcp_subflow sf[MPTCP_SUBFLOWS_MAX];
+	int n;
+
+	sess_sample_leg(s->ufd, &s->mst);
+	sess_sample_leg(s->cfd, &s->cmst);
+	if (s->ufd != -1 && s->mst.mptcp &&
+	    (n = mptcp_subflows(s->ufd, sf, nitems(sf))) > 0)
+		stats_paths_sample(&s->paths, sf, (size_t)n);
+}
+
+/*
  * Extra subflows may be gone by the time the session closes: note the
  * MPTCP state of both legs while the connection is still whole.
  */
@@ -327,8 +351,7 @@ relay_first_eof(struct relay *r)
 {
 	struct session *s = container_of(r, struct session, relay);
 
-	sess_sample_leg(s->ufd, &s->mst);
-	sess_sample_leg(s->cfd, &s->cmst);
+	sess_sample(s);
 }
 
 /*
@@ -644,8 +667,7 @@ sess_close(struct session *s)
 	struct access_entry e;
 
 	sess_cancel_job(s);
-	sess_sample_leg(s->ufd, &s->mst);
-	sess_sample_leg(s->cfd, &s->cmst);
+	sess_sample(s);
 	memset(&e, 0, sizeof(e));
 	e.id = s->id;
 	e.client = s->client;
@@ -665,6 +687,10 @@ sess_close(struct session *s)
 	access_write(&e);
 	stats_add(STAT_BYTES_UP, e.up);
 	stats_add(STAT_BYTES_DOWN, e.down);
+	stats_session_end(s->front->name, e.method, s->result);
+	if (s->ufd != -1 && s->mst.mptcp)
+		stats_observe(STAT_H_SUBFLOWS, s->mst.subflows);
+	stats_paths_free(&s->paths);
 
 	relay_stop(&s->relay);
 	dial_free(s);

@@ -29,6 +29,7 @@ struct dial;
 struct gw_snap;
 struct listener;
 struct pool_job;
+struct stats_paths;
 struct tlsio;
 struct worker;
 
@@ -164,12 +165,14 @@ struct session {
 	ev_timer timer;
 	ev_timer kick;			/* front_convert: see cv_start() */
 	ev_tstamp started;
+	ev_tstamp dial_started;		/* dial_start(), for the connect time */
 	struct pool_job *job;		/* outstanding, owned by the pool */
 	struct dial *dial;
 	struct relay relay;
 	struct mptcp_stat mst;		/* upstream leg's MPTCP state, merged */
 	struct mptcp_stat cmst;		/* client leg's (an MPTCP client) */
 	uint64_t up_syn;		/* client bytes sent in the via SYN */
+	struct stats_paths *paths;	/* per-path bytes counted so far */
 	char client[64];
 	char user[256];
 	char target[300];
