@@ -13,6 +13,7 @@
 
 #include "lib/addr.h"
 #include "lib/log.h"
+#include "lib/util.h"
 #include "proto/socks5.h"
 
 /*
@@ -33,6 +34,7 @@ enum conf_sect {
 	SECT_AUTH,
 	SECT_CONVERT,
 	SECT_UPSTREAM,
+	SECT_METRICS,
 	SECT_RULE,
 };
 
@@ -44,6 +46,7 @@ static const char *const sect_names[] = {
 	[SECT_AUTH] = "auth",
 	[SECT_CONVERT] = "convert",
 	[SECT_UPSTREAM] = "upstream",
+	[SECT_METRICS] = "metrics",
 	[SECT_RULE] = "rule",
 };
 
@@ -333,6 +336,26 @@ set_addrs(const struct conf_cmd *cmd, void *base, const char *v, char *why,
 	if (r == -1)
 		return -1;
 	*dst = l;
+	return 0;
+}
+
+/* One listen address; empty means none (len 0). */
+static int
+set_addr(const struct conf_cmd *cmd, void *base, const char *v, char *why,
+    size_t whylen)
+{
+	struct conf_addr *dst = field(base, cmd->off);
+	struct conf_addr a;
+	char q[QUOTE_MAX];
+
+	memset(&a, 0, sizeof(a));
+	if (*v != '\0' && conf_parse_addr(v, &a) == -1) {
+		snprintf(why, whylen, "%s is not an address (IPv4:port or "
+		    "[IPv6]:port, numeric, port 1..65535; one address)",
+		    quote(q, v));
+		return -1;
+	}
+	*dst = a;
 	return 0;
 }
 
@@ -787,6 +810,8 @@ static const struct conf_cmd conf_cmds[] = {
 	{ SECT_UPSTREAM, "via_tfo_no_cookie", set_bool, GW(via_tfo_no_cookie),
 	    0, 0, 0 },
 
+	{ SECT_METRICS, "listen", set_addr, GW(metrics_listen), 0, 0, 0 },
+
 	{ SECT_RULE, "action", set_action, RU(action), 0, 0, 0 },
 	{ SECT_RULE, "client", set_cidrs, RU(n_client), RU(client), 0, 0 },
 	{ SECT_RULE, "user", set_users, 0, 0, 0, 0 },
@@ -957,7 +982,7 @@ sect_open(struct parse *p, const char *name, size_t len)
 		return;
 	}
 	fail(p, p->lineno, "[%.64s]: unknown section (gateway, socks5, tls, "
-	    "auth, convert, upstream or rule.NAME)", p->sect_name);
+	    "auth, convert, upstream, metrics or rule.NAME)", p->sect_name);
 }
 
 /*
@@ -1370,6 +1395,23 @@ cross_check(struct parse *p)
 		fail(p, key_line(p, SECT_CONVERT, "listen"), "convert.listen: "
 		    "%s is also in tls.listen", a->text);
 		return;
+	}
+	if (c->metrics_listen.len > 0) {
+		const struct conf_addr_list *all[] = { &c->socks5_listen,
+		    &c->tls_listen, &c->convert_listen };
+		static const char *const names[] = { "socks5", "tls",
+		    "convert" };
+
+		for (size_t i = 0; i < nitems(all); i++) {
+			for (size_t j = 0; j < all[i]->n; j++) {
+				if (!addr_eq(&c->metrics_listen, &all[i]->a[j]))
+					continue;
+				fail(p, key_line(p, SECT_METRICS, "listen"),
+				    "metrics.listen: %s is also in %s.listen",
+				    c->metrics_listen.text, names[i]);
+				return;
+			}
+		}
 	}
 	if ((open = conf_open_listener(c, &a)) != OPEN_NONE) {
 		fail(p, key_line(p, open == OPEN_CONVERT ? SECT_CONVERT :

@@ -138,6 +138,9 @@ struct gw_conf {
 	char via_keys[CONF_PATH_MAX];	/* keys file holding via_user's key */
 	bool via_tfo_no_cookie;		/* the concentrator takes cookieless SYN data */
 
+	/* [metrics] */
+	struct conf_addr metrics_listen;	/* len 0: no metrics endpoint */
+
 	/* [rule.NAME] sections, in file order */
 	size_t n_rules;
 	struct conf_rule rules[CONF_MAX_RULES];

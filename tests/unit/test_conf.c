@@ -140,6 +140,7 @@ Test(conf, defaults)
 	cr_assert_eq(c.dns_per_source, 64);
 	cr_assert_str_eq(c.relay, "auto");
 	cr_assert_eq(c.buffer_size, 65536);
+	cr_assert_eq(c.metrics_listen.len, 0);
 	cr_assert_eq(c.n_rules, 0);
 }
 
@@ -237,7 +238,9 @@ Test(conf, every_key_is_read)
 	    "connect_timeout = 20\n"
 	    "dns_per_source = 3\n"
 	    "relay = splice\n"
-	    "buffer_size = 131072\n");
+	    "buffer_size = 131072\n"
+	    "[metrics]\n"
+	    "listen = [::1]:9464\n");
 	cr_assert_eq(conf.workers, 3);
 	cr_assert_eq(conf.log_level, LOG_LVL_DEBUG);
 	cr_assert_str_eq(conf.access_log, "/var/log/mpgw.log");
@@ -275,6 +278,8 @@ Test(conf, every_key_is_read)
 	cr_assert_eq(conf.dns_per_source, 3);
 	cr_assert_str_eq(conf.relay, "splice");
 	cr_assert_eq(conf.buffer_size, 131072);
+	cr_assert_str_eq(conf.metrics_listen.text, "[::1]:9464");
+	cr_assert_eq(conf.metrics_listen.ss.ss_family, AF_INET6);
 }
 
 /*
@@ -355,11 +360,11 @@ Test(conf, error_unknown_section)
 {
 	expect_err("[gateway]\nworkers = 2\n\n[socks]\n", 4,
 	    "[socks]: unknown section (gateway, socks5, tls, auth, convert, "
-	    "upstream or rule.NAME)");
+	    "upstream, metrics or rule.NAME)");
 	/* Found even with no keys in it. */
 	expect_err("[tls]\n[nope]\n[auth]\n", 2,
 	    "[nope]: unknown section (gateway, socks5, tls, auth, convert, "
-	    "upstream or rule.NAME)");
+	    "upstream, metrics or rule.NAME)");
 }
 
 Test(conf, error_unknown_key)
@@ -419,7 +424,7 @@ Test(conf, error_bad_rule_name)
 	expect_err("[socks5]\n[rule.a b]\n", 2, "[rule.a b]: a rule name is "
 	    "1..63 letters, digits, '-' or '_'");
 	expect_err("[rule]\n", 1, "[rule]: unknown section (gateway, socks5, "
-	    "tls, auth, convert, upstream or rule.NAME)");
+	    "tls, auth, convert, upstream, metrics or rule.NAME)");
 }
 
 Test(conf, rules_up_to_the_limit)
@@ -551,6 +556,37 @@ Test(conf, cross_check_listeners_differ)
 	expect_err("[socks5]\nlisten = [::1]:1\n[tls]\ncert = c\nkey = k\n"
 	    "listen = [::1]:2\n[convert]\nkeys = k\nlisten = [::1]:2\n", 9,
 	    "convert.listen: [::1]:2 is also in tls.listen");
+}
+
+Test(conf, metrics_listen)
+{
+	load_ok("[metrics]\nlisten = 127.0.0.1:9464\n");
+	cr_assert_str_eq(conf.metrics_listen.text, "127.0.0.1:9464");
+	cr_assert_eq(conf.metrics_listen.len, sizeof(struct sockaddr_in));
+	load_ok("[metrics]\nlisten =\n");
+	cr_assert_eq(conf.metrics_listen.len, 0);
+	/* Not a client listener: no login needed off loopback. */
+	load_ok("[metrics]\nlisten = 0.0.0.0:9464\n");
+	expect_err("[metrics]\nlisten = 127.0.0.1:1, 127.0.0.1:2\n", 2,
+	    "metrics.listen: \"127.0.0.1:1, 127.0.0.1:2\" is not an address "
+	    "(IPv4:port or [IPv6]:port, numeric, port 1..65535; one "
+	    "address)");
+	expect_err("[metrics]\nlisten = localhost:9464\n", 2,
+	    "metrics.listen: \"localhost:9464\" is not an address (IPv4:port "
+	    "or [IPv6]:port, numeric, port 1..65535; one address)");
+	expect_err("[metrics]\nlisten = 127.0.0.1:0\n", 2,
+	    "metrics.listen: \"127.0.0.1:0\" is not an address (IPv4:port or "
+	    "[IPv6]:port, numeric, port 1..65535; one address)");
+	expect_err("[metrics]\nlisten = 127.0.0.1:9464\nlisten = "
+	    "127.0.0.1:9465\n", 3, "metrics.listen: given twice (first at "
+	    "line 2)");
+	expect_err("[socks5]\nlisten = 127.0.0.1:1080\n\n[metrics]\n"
+	    "listen = 127.0.0.1:1080\n", 5, "metrics.listen: 127.0.0.1:1080 "
+	    "is also in socks5.listen");
+	expect_err("[metrics]\nlisten = [::1]:7\n[convert]\nkeys = k\n"
+	    "listen = [::1]:7\n", 2, "metrics.listen: [::1]:7 is also in "
+	    "convert.listen");
+	expect_err("[metrics]\nport = 1\n", 2, "metrics.port: unknown key");
 }
 
 Test(conf, cross_check_open_proxy)
