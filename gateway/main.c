@@ -20,6 +20,7 @@
 #include "auth/userdb.h"
 #include "conf/conf.h"
 #include "gateway/access.h"
+#include "gateway/metrics.h"
 #include "gateway/mptcp.h"
 #include "gateway/notify.h"
 #include "gateway/pool.h"
@@ -105,6 +106,8 @@ reload(void)
 	if (!listen_same(&old->conf.socks5_listen, &s->conf.socks5_listen) ||
 	    !listen_same(&old->conf.tls_listen, &s->conf.tls_listen) ||
 	    !listen_same(&old->conf.convert_listen, &s->conf.convert_listen) ||
+	    strcmp(s->conf.metrics_listen.text,
+	    old->conf.metrics_listen.text) != 0 ||
 	    s->conf.workers != old->conf.workers ||
 	    s->conf.buffer_size != old->conf.buffer_size ||
 	    strcmp(s->conf.user, old->conf.user) != 0 ||
@@ -119,6 +122,7 @@ reload(void)
 	s->conf.socks5_listen = old->conf.socks5_listen;
 	s->conf.tls_listen = old->conf.tls_listen;
 	s->conf.convert_listen = old->conf.convert_listen;
+	s->conf.metrics_listen = old->conf.metrics_listen;
 	snap_unref(old);
 	if (conf_check_open_proxy(&s->conf, err, sizeof(err)) == -1) {
 		log_error("reload refused, keeping the running config: the "
@@ -352,6 +356,10 @@ run(bool debug)
 		fatal("thread pool");
 
 	loop = ev_default_loop(EVFLAG_AUTO);
+	/* The main thread's loop: a scrape never waits on a worker. */
+	if (snap->conf.metrics_listen.len > 0 && metrics_start(loop,
+	    &snap->conf.metrics_listen, err, sizeof(err)) == -1)
+		fatalx("%s", err);
 	ev_async_init(&exit_async, worker_exit_cb);
 	ev_async_start(loop, &exit_async);
 	worker_notify_exit(loop, &exit_async);
@@ -388,6 +396,7 @@ run(bool debug)
 		worker_fini(&workers[i]);
 	free(workers);
 	ev_timer_stop(loop, &drain_timer);
+	metrics_stop();
 	ev_loop_destroy(loop);
 	snap_install(NULL);
 	auth_replay_fini();
