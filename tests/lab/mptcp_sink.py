@@ -11,7 +11,10 @@
       For each connection it prints a JSON report on stdout: bytes, sha256,
       the accepted socket's SO_PROTOCOL (262 = MPTCP, 6 = plain TCP, which
       is what an MPTCP listener hands out for a TCP client) and, for MPTCP,
-      MPTCP_INFO's mptcpi_subflows (extra subflows) and mptcpi_flags.
+      MPTCP_INFO's mptcpi_subflows (extra subflows) and mptcpi_flags, and
+      "retrans": mptcpi_bytes_retrans (Linux 6.6+; None before), the bytes
+      the server sent again at the MPTCP level, read after the client's
+      EOF, when every byte has been delivered.
       Before reporting an MPTCP connection it waits (bounded) for the
       path manager's extra subflow, so a fast transfer cannot end before
       the join and be misread as "no second subflow".
@@ -43,6 +46,18 @@ def mptcp_info(c):
     except OSError:
         return None, None
     return info[0], int.from_bytes(info[8:12], sys.byteorder)
+
+
+def mptcp_retrans(c):
+    """MPTCP_INFO's mptcpi_bytes_retrans, or None (not MPTCP, or a
+    kernel whose mptcp_info ends before it)."""
+    try:
+        info = c.getsockopt(SOL_MPTCP, MPTCP_INFO, 256)
+    except OSError:
+        return None
+    if len(info) < 56:
+        return None
+    return int.from_bytes(info[48:56], sys.byteorder)
 
 
 def serve_one(c):
@@ -81,6 +96,7 @@ def serve_one(c):
     # Until the client's EOF, so nothing it sent is left unread (no RST).
     while f.read1(1 << 16):
         pass
+    r["retrans"] = mptcp_retrans(c) if proto == IPPROTO_MPTCP else None
     c.close()
     return r
 

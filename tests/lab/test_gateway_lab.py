@@ -12,6 +12,9 @@ reach srv except through the gateway.
   $MPGW_BUILD/lab-results/mptcp_bonding.txt (never asserted on).
 - The access log's subflows= for downloads the server saw with an extra
   subflow.
+- Metrics: after a download over both gw<->srv links, the metrics
+  endpoint's mpgw_upstream_path_bytes_total shows bytes on each of the
+  gateway's two local addresses, summing to the transfer.
 
 Run as root:  MPGW_BUILD=build /usr/bin/python3 -m pytest \
     tests/lab/test_gateway_lab.py
@@ -19,6 +22,7 @@ Run as root:  MPGW_BUILD=build /usr/bin/python3 -m pytest \
 
 import json
 import os
+import re
 import time
 
 import pytest
@@ -27,7 +31,8 @@ import labutil as lu
 
 USER, PASSWORD = "carol", "Lab-pass-42"
 SRV_PORT = 5001
-GW_PORT_ON, GW_PORT_OFF = 1080, 1081
+GW_PORT_ON, GW_PORT_OFF, GW_PORT_METRICS = 1080, 1081, 1082
+METRICS_PORT = 9464
 RATE = 10           # Mbit/s on each gw<->srv link
 BIG = 16 * lu.MIB
 SMALL = 2 * lu.MIB
@@ -183,3 +188,93 @@ def test_bonding_16mib(lab, server, gateways, capsys):
     # Visible in the pytest output with or without -s.
     with capsys.disabled():
         print("\n" + text, end="")
+
+
+# --- metrics: bytes per path -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def metrics_gw(lab, server, gateways):
+    # The users file the gateways fixture wrote.
+    gw = lu.Gateway(lab, "mpgw-metrics", {
+        "socks5": {"listen": "%s:%d" % (lab.ip("GW_IP1"), GW_PORT_METRICS),
+                   "methods": "userpass"},
+        "auth": {"users": lab.path("users"),
+                 "allow_cleartext_password": "yes"},
+        "metrics": {"listen": "127.0.0.1:%d" % METRICS_PORT}})
+    gw.port = GW_PORT_METRICS
+    return gw
+
+
+def _scrape(lab):
+    """{(name, frozenset(labels)): value} from the gateway's endpoint,
+    fetched by curl inside the gw namespace."""
+    r = lab.run("gw", ["curl", "-sS", "--max-time", "10",
+                       "http://127.0.0.1:%d/metrics" % METRICS_PORT])
+    assert r.returncode == 0, r.stderr.decode()
+    out = {}
+    for ln in r.stdout.decode().splitlines():
+        if ln.startswith("#"):
+            continue
+        m = re.match(r"^([a-z_]+)(?:\{(.*)\})? (\S+)$", ln)
+        assert m, "not a sample line: %r" % ln
+        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def _paths(scrape):
+    """{(local, direction): bytes} of mpgw_upstream_path_bytes_total."""
+    return {(dict(k[1])["local"], dict(k[1])["direction"]): v
+            for k, v in scrape.items()
+            if k[0] == "mpgw_upstream_path_bytes_total"}
+
+
+def test_metrics_path_bytes(lab, server, metrics_gw):
+    """A 4 MiB download over the two tbf-limited gw<->srv links: the
+    per-path counters grow on both of the gateway's addresses (g3, the
+    initial subflow; g4, the subflow endpoint's join) and nowhere else,
+    and add up to what the session relayed.
+
+    The tolerance, and why: the counters are the subflows' own TCP
+    counts (tcpi_bytes_received; tcpi_bytes_sent less retransmissions),
+    which count a TCP retransmission once, so TCP loss on a link adds
+    nothing. What a subflow counts beyond the data is its peer's FIN
+    (one byte in tcpi_bytes_received): at most one per subflow, and the
+    lab allows 3 (limits subflows 2). What MPTCP sends twice is counted
+    on each subflow that carried it: the server reports its MPTCP-level
+    retransmissions (mptcpi_bytes_retrans, after the gateway's EOF), so
+    received over the paths is the download plus at most that plus 3.
+    The gateway sent only the request line; a reinjection could put it
+    on each subflow once, so sent is the request, at most 3 times over.
+    Nothing may be missing: the gateway samples at the relay's first EOF,
+    the server's DATA_FIN, when every byte is in and the subflows are
+    still up."""
+    release = tuple(int(x) for x in
+                    re.match(r"(\d+)\.(\d+)", os.uname().release).groups())
+    if release < (6, 5):
+        pytest.skip("MPTCP_FULL_INFO needs Linux 6.5 (this is %s)"
+                    % os.uname().release)
+    size = 4 * lu.MIB
+    nsub = 3
+    before = _scrape(lab)
+    cli, srv, acc = _fetch(lab, server, metrics_gw, "get", size)
+    _check("on", "get", size, cli, srv, acc)
+    after = _scrape(lab)
+    pb, pa = _paths(before), _paths(after)
+    delta = {k: v - pb.get(k, 0) for k, v in pa.items()}
+    g3, g4 = lab.ip("GW_IP3"), lab.ip("GW_IP4")
+    assert {k[0] for k, v in delta.items() if v > 0} == {g3, g4}, \
+        "bytes by local address: %s" % delta
+    for local in (g3, g4):
+        assert delta[(local, "received")] >= 64 * 1024, \
+            "link of %s barely used: %s" % (local, delta)
+    up, down = int(acc["up"]), int(acc["down"])
+    received = sum(v for k, v in delta.items() if k[1] == "received")
+    sent = sum(v for k, v in delta.items() if k[1] == "sent")
+    retrans = srv.get("retrans") or 0
+    assert down <= received <= down + retrans + nsub, \
+        (down, received, retrans, delta)
+    assert up <= sent <= nsub * up, (up, sent, delta)
+    assert sent + received >= up + down
+    yes = ("mpgw_upstream_connections_total", frozenset({("mptcp", "yes")}))
+    assert after[yes] - before.get(yes, 0) == 1, after
