@@ -336,6 +336,11 @@ run(bool debug)
 		if (worker_init(&workers[i], i, &snap->conf, err,
 		    sizeof(err)) == -1)
 			fatalx("%s", err);
+	loop = ev_default_loop(EVFLAG_AUTO);
+	/* The main thread's loop: a scrape never waits on a worker. */
+	if (snap->conf.metrics_listen.len > 0 && metrics_start(loop,
+	    &snap->conf.metrics_listen, err, sizeof(err)) == -1)
+		fatalx("%s", err);
 	/*
 	 * Every listener is bound and no thread runs yet: give up root. The
 	 * access log is opened after, as the user that reopens it on SIGHUP.
@@ -355,11 +360,6 @@ run(bool debug)
 	if (pool_start(n_workers < 2 ? 4 : 2 * n_workers) == -1)
 		fatal("thread pool");
 
-	loop = ev_default_loop(EVFLAG_AUTO);
-	/* The main thread's loop: a scrape never waits on a worker. */
-	if (snap->conf.metrics_listen.len > 0 && metrics_start(loop,
-	    &snap->conf.metrics_listen, err, sizeof(err)) == -1)
-		fatalx("%s", err);
 	ev_async_init(&exit_async, worker_exit_cb);
 	ev_async_start(loop, &exit_async);
 	worker_notify_exit(loop, &exit_async);
