@@ -303,6 +303,8 @@ dial_next(struct dial *d)
 			d->next++;
 			continue;
 		}
+		if (a->mptcp)
+			mptcp_tune_upstream(a->fd);
 		(void)setsockopt(a->fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
 		if (connect(a->fd, sa, d->lens[d->next]) == -1 &&
@@ -407,6 +409,8 @@ via_connect(struct dial *d)
 			d->last_err = errno;
 			continue;
 		}
+		if (a->mptcp)
+			mptcp_tune_upstream(a->fd);
 		(void)setsockopt(a->fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
 		if (c->via_tfo_no_cookie)

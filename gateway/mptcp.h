@@ -52,6 +52,12 @@ struct mptcp_subflow {
  */
 int mptcp_socket(int family, bool want_mptcp, bool *is_mptcp);
 
+/*
+ * Settings for an upstream MPTCP socket, before it connects: a fixed
+ * receive buffer (see mptcp.c for why).
+ */
+void mptcp_tune_upstream(int fd);
+
 /* Fill st for a connected socket: whether MPTCP is in use and subflows. */
 void mptcp_stat(int fd, struct mptcp_stat *st);
 /* Is MPTCP in use on the connected socket fd (not fallen back to TCP)? */
