@@ -485,7 +485,10 @@ set_action(const struct conf_cmd *cmd, void *base, const char *v, char *why,
 	return 0;
 }
 
-/* A list of prefixes ("10.0.0.0/8, ::1"); empty matches everything. */
+/*
+ * A list of prefixes ("10.0.0.0/8, ::1"). What an empty one means is the
+ * key's: everything for a rule's, nobody for gateway.proxy_from.
+ */
 static int
 set_cidrs(const struct conf_cmd *cmd, void *base, const char *v, char *why,
     size_t whylen)
@@ -752,6 +755,8 @@ static const struct conf_cmd conf_cmds[] = {
 	    0, 0 },
 	{ SECT_GATEWAY, "user", set_string, GW(user), 0, 0, GW_LEN(user) },
 	{ SECT_GATEWAY, "group", set_string, GW(group), 0, 0, GW_LEN(group) },
+	{ SECT_GATEWAY, "proxy_from", set_cidrs, GW(n_proxy_from),
+	    GW(proxy_from), 0, 0 },
 
 	{ SECT_SOCKS5, "listen", set_addrs, GW(socks5_listen), 0, 0, 0 },
 	{ SECT_SOCKS5, "methods", set_methods, GW(n_methods), GW(methods), 0,
@@ -762,6 +767,8 @@ static const struct conf_cmd conf_cmds[] = {
 	    604800 },
 	{ SECT_SOCKS5, "early_reply", set_bool, GW(early_reply), 0, 0, 0 },
 	{ SECT_SOCKS5, "early_wait", set_msec, GW(early_wait_ms), 0, 0, 1000 },
+	{ SECT_SOCKS5, "proxy_protocol", set_bool, GW(socks5_proxy_protocol),
+	    0, 0, 0 },
 
 	{ SECT_TLS, "listen", set_addrs, GW(tls_listen), 0, 0, 0 },
 	{ SECT_TLS, "cert", set_string, GW(tls_cert), 0, 0, GW_LEN(tls_cert) },
@@ -770,6 +777,8 @@ static const struct conf_cmd conf_cmds[] = {
 	    GW_LEN(tls_client_ca) },
 	{ SECT_TLS, "require_client_cert", set_bool,
 	    GW(tls_require_client_cert), 0, 0, 0 },
+	{ SECT_TLS, "proxy_protocol", set_bool, GW(tls_proxy_protocol), 0, 0,
+	    0 },
 
 	{ SECT_AUTH, "users", set_string, GW(users), 0, 0, GW_LEN(users) },
 	{ SECT_AUTH, "allow_cleartext_password", set_bool,
@@ -792,6 +801,8 @@ static const struct conf_cmd conf_cmds[] = {
 	{ SECT_CONVERT, "max_skew", set_duration, GW(convert_max_skew), 0, 1,
 	    3600 },
 	{ SECT_CONVERT, "tfo_no_cookie", set_bool, GW(convert_tfo_no_cookie),
+	    0, 0, 0 },
+	{ SECT_CONVERT, "proxy_protocol", set_bool, GW(convert_proxy_protocol),
 	    0, 0, 0 },
 
 	{ SECT_UPSTREAM, "mptcp", set_bool, GW(upstream_mptcp), 0, 0, 0 },
@@ -1228,6 +1239,43 @@ open_message(enum open_listener open, const struct conf_addr *a, char *buf,
 	return buf;
 }
 
+/*
+ * The first section whose listeners expect a PROXY header although
+ * gateway.proxy_from names no balancer, or SECT_NONE.
+ */
+static enum conf_sect
+proxy_without_from(const struct gw_conf *c)
+{
+	if (c->n_proxy_from > 0)
+		return SECT_NONE;
+	if (c->socks5_proxy_protocol)
+		return SECT_SOCKS5;
+	if (c->tls_proxy_protocol)
+		return SECT_TLS;
+	if (c->convert_proxy_protocol)
+		return SECT_CONVERT;
+	return SECT_NONE;
+}
+
+static const char *
+proxy_message(enum conf_sect sect, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s.proxy_protocol: needs gateway.proxy_from (the "
+	    "balancers that may send the header)", sect_names[sect]);
+	return buf;
+}
+
+int
+conf_check_proxy_from(const struct gw_conf *c, char *err, size_t errlen)
+{
+	enum conf_sect sect = proxy_without_from(c);
+
+	if (sect == SECT_NONE)
+		return 0;
+	proxy_message(sect, err, errlen);
+	return -1;
+}
+
 int
 conf_check_open_proxy(const struct gw_conf *c, char *err, size_t errlen)
 {
@@ -1310,6 +1358,7 @@ cross_check(struct parse *p)
 	bool cert = c->tls_cert[0] != '\0', key = c->tls_key[0] != '\0';
 	enum open_listener open;
 	char err[CONF_ERR_MAX];
+	enum conf_sect ps;
 
 	if (cert != key) {
 		fail(p, key_line(p, SECT_TLS, cert ? "cert" : "key"),
@@ -1350,6 +1399,11 @@ cross_check(struct parse *p)
 	if (c->tls_require_client_cert && c->tls_client_ca[0] == '\0') {
 		fail(p, key_line(p, SECT_TLS, "require_client_cert"),
 		    "tls.require_client_cert: needs tls.client_ca");
+		return;
+	}
+	if ((ps = proxy_without_from(c)) != SECT_NONE) {
+		fail(p, key_line(p, ps, "proxy_protocol"), "%s",
+		    proxy_message(ps, err, sizeof(err)));
 		return;
 	}
 	if (c->convert_listen.n > 0 && c->convert_require_auth &&

@@ -93,6 +93,8 @@ struct gw_conf {
 	char group[64];			/* "" = the user's own groups */
 	uid_t uid;			/* user's, resolved at load */
 	gid_t gid;			/* group's, else the user's primary group */
+	size_t n_proxy_from;		/* who may send a PROXY header */
+	struct conf_cidr proxy_from[CONF_MAX_RULE_ITEMS];
 
 	/* [socks5] */
 	struct conf_addr_list socks5_listen;
@@ -102,6 +104,7 @@ struct gw_conf {
 	unsigned idle_timeout;		/* seconds, 0 = none */
 	bool early_reply;		/* answer CONNECT before dialling (via) */
 	unsigned early_wait_ms;		/* then wait this long for first bytes */
+	bool socks5_proxy_protocol;	/* listeners expect a PROXY header */
 
 	/* [tls] */
 	struct conf_addr_list tls_listen;
@@ -109,6 +112,7 @@ struct gw_conf {
 	char tls_key[CONF_PATH_MAX];
 	char tls_client_ca[CONF_PATH_MAX];
 	bool tls_require_client_cert;
+	bool tls_proxy_protocol;
 
 	/* [auth] */
 	char users[CONF_PATH_MAX];
@@ -125,6 +129,7 @@ struct gw_conf {
 	char convert_cookie[256];
 	unsigned convert_max_skew;	/* seconds */
 	bool convert_tfo_no_cookie;	/* accept SYN data without a TFO cookie */
+	bool convert_proxy_protocol;
 
 	/* [upstream] */
 	bool upstream_mptcp;
@@ -169,6 +174,14 @@ int conf_load_stream(struct gw_conf *c, FILE *f, const char *name,
  * only on restart).
  */
 int conf_check_open_proxy(const struct gw_conf *c, char *err, size_t errlen);
+
+/*
+ * -1 with a message in err if a listener section has proxy_protocol on
+ * and gateway.proxy_from is empty. conf_load() runs it; a reload runs it
+ * again with the live listeners' proxy_protocol (which changes only on
+ * restart).
+ */
+int conf_check_proxy_from(const struct gw_conf *c, char *err, size_t errlen);
 
 /*
  * Parse "host:port", "[v6]:port" or ":port" (host defaults to 0.0.0.0).

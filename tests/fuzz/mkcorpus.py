@@ -112,6 +112,19 @@ user = alice, bob
 domain = example.com
 command = connect
 """,
+    "proxy.ini": b"""[gateway]
+proxy_from = 10.0.0.5, 10.1.0.0/16, fd00::/8
+[socks5]
+listen = 0.0.0.0:1080
+methods = userpass
+proxy_protocol = yes
+[tls]
+proxy_protocol = no
+[convert]
+proxy_protocol = on
+[auth]
+users = /etc/mpgw/users
+""",
     "errors.ini": b"[gateway]\nworkers = 0\n[nope]\nx = 1\nlisten\n",
     "crlf-comments.ini": b"; c\r\n[socks5]\r\nlisten = 127.0.0.1:1 ; x\r\n",
 }

@@ -111,6 +111,10 @@ Test(conf, defaults)
 	cr_assert_not(c.allow_open_proxy);
 	cr_assert_str_eq(c.user, "");
 	cr_assert_str_eq(c.group, "");
+	cr_assert_eq(c.n_proxy_from, 0);
+	cr_assert_not(c.socks5_proxy_protocol);
+	cr_assert_not(c.tls_proxy_protocol);
+	cr_assert_not(c.convert_proxy_protocol);
 	cr_assert_eq(c.socks5_listen.n, 1);
 	cr_assert_str_eq(c.socks5_listen.a[0].text, "127.0.0.1:1080");
 	cr_assert_eq(c.socks5_listen.a[0].ss.ss_family, AF_INET);
@@ -209,17 +213,20 @@ Test(conf, every_key_is_read)
 	    "allow_open_proxy = yes\n"
 	    "user = nobody\n"
 	    "group = nogroup\n"
+	    "proxy_from = 10.0.0.5, 10.1.0.0/16, fd00::/8\n"
 	    "[socks5]\n"
 	    "listen = 0.0.0.0:1080, [::]:1080\n"
 	    "methods = tls-login, userpass, none\n"
 	    "handshake_timeout = 5\n"
 	    "idle_timeout = 0\n"
+	    "proxy_protocol = yes\n"
 	    "[tls]\n"
 	    "listen = 127.0.0.1:1443\n"
 	    "cert = /etc/mpgw/cert.pem\n"
 	    "key = /etc/mpgw/key.pem\n"
 	    "client_ca = /etc/mpgw/ca.pem\n"
 	    "require_client_cert = yes\n"
+	    "proxy_protocol = on\n"
 	    "[auth]\n"
 	    "users = /etc/mpgw/users\n"
 	    "allow_cleartext_password = on\n"
@@ -233,6 +240,7 @@ Test(conf, every_key_is_read)
 	    "keys = /etc/mpgw/keys\n"
 	    "cookie = s3cret\n"
 	    "max_skew = 1m\n"
+	    "proxy_protocol = true\n"
 	    "[upstream]\n"
 	    "mptcp = off\n"
 	    "connect_timeout = 20\n"
@@ -249,6 +257,13 @@ Test(conf, every_key_is_read)
 	cr_assert(conf.allow_open_proxy);
 	cr_assert_str_eq(conf.user, "nobody");
 	cr_assert_str_eq(conf.group, "nogroup");
+	cr_assert_eq(conf.n_proxy_from, 3);
+	cr_assert_eq(conf.proxy_from[1].family, AF_INET);
+	cr_assert_eq(conf.proxy_from[1].plen, 16);
+	cr_assert_eq(conf.proxy_from[2].family, AF_INET6);
+	cr_assert(conf.socks5_proxy_protocol);
+	cr_assert(conf.tls_proxy_protocol);
+	cr_assert(conf.convert_proxy_protocol);
 	cr_assert_eq(conf.socks5_listen.n, 2);
 	cr_assert_str_eq(conf.socks5_listen.a[1].text, "[::]:1080");
 	cr_assert_eq(conf.n_methods, 3);
@@ -535,6 +550,35 @@ Test(conf, cross_check_convert_needs_keys)
 	load_ok("[convert]\nlisten = 127.0.0.1:5124\nkeys = k\n");
 	/* Without a listener the keys are not needed. */
 	load_ok("[convert]\nrequire_auth = yes\n");
+}
+
+Test(conf, cross_check_proxy_protocol_needs_proxy_from)
+{
+	expect_err("[socks5]\n\nproxy_protocol = yes\n", 3,
+	    "socks5.proxy_protocol: needs gateway.proxy_from (the balancers "
+	    "that may send the header)");
+	expect_err("[gateway]\nproxy_from =\n[tls]\ncert = c\nkey = k\n"
+	    "listen = 127.0.0.1:1443\nproxy_protocol = yes\n", 7,
+	    "tls.proxy_protocol: needs gateway.proxy_from (the balancers "
+	    "that may send the header)");
+	expect_err("[convert]\nkeys = k\nlisten = 127.0.0.1:5124\n"
+	    "proxy_protocol = yes\n", 4, "convert.proxy_protocol: needs "
+	    "gateway.proxy_from (the balancers that may send the header)");
+	expect_err("[gateway]\nproxy_from = 10.0.0.0/33\n", 2,
+	    "gateway.proxy_from: \"10.0.0.0/33\" is not an address prefix "
+	    "(e.g. 10.0.0.0/8, 192.0.2.1, fe80::/10)");
+	load_ok("[gateway]\nproxy_from = 127.0.0.1\n[socks5]\n"
+	    "proxy_protocol = yes\n");
+	cr_assert(conf.socks5_proxy_protocol);
+	/* proxy_from alone is harmless: no listener expects a header. */
+	load_ok("[gateway]\nproxy_from = 10.0.0.5\n");
+	/* The check that a reload runs on the live listeners' setting. */
+	conf.n_proxy_from = 0;
+	cr_assert_eq(conf_check_proxy_from(&conf, err, sizeof(err)), 0);
+	conf.convert_proxy_protocol = true;
+	cr_assert_eq(conf_check_proxy_from(&conf, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, "convert.proxy_protocol: needs "
+	    "gateway.proxy_from (the balancers that may send the header)");
 }
 
 Test(conf, cross_check_needs_a_listener)
