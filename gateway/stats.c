@@ -67,6 +67,8 @@ stats_name(enum stat_id id)
 		return "refused_throttle";
 	case STAT_REFUSED_RULES:
 		return "refused_rules";
+	case STAT_REFUSED_PROXY:
+		return "refused_proxy";
 	case STAT_LOGIN_FAILURES:
 		return "login_failures";
 	case STAT_CONVERT_REPLAYS:
@@ -402,7 +404,9 @@ static const struct {
 	[FAM_REFUSED] = { "mpgw_refused_total", "counter",
 	    "Connections refused over max_sessions or max_per_source or "
 	    "from a source blocked for failed logins (throttle, logins "
-	    "included), and target addresses denied by access rules." },
+	    "included), connections to a PROXY protocol listener from a "
+	    "source not in proxy_from or without a valid header (proxy), "
+	    "and target addresses denied by access rules." },
 	[FAM_UPSTREAM] = { "mpgw_upstream_connections_total", "counter",
 	    "Upstream connections made: mptcp=yes negotiated MPTCP, "
 	    "fallback an MPTCP socket that fell back to TCP, no a TCP "
@@ -445,6 +449,9 @@ stat_export(enum stat_id id, const char **labels)
 		return FAM_REFUSED;
 	case STAT_REFUSED_RULES:
 		*labels = "{reason=\"rules\"}";
+		return FAM_REFUSED;
+	case STAT_REFUSED_PROXY:
+		*labels = "{reason=\"proxy\"}";
 		return FAM_REFUSED;
 	case STAT_LOGIN_FAILURES:
 		/* mpgw_auth_failures_total{method} has it by method. */
@@ -640,16 +647,19 @@ stats_log(void)
 	log_info("stats: sessions open %" PRIu64 ", accepted %" PRIu64
 	    "; failed logins %" PRIu64 ", refused connections %" PRIu64
 	    " (max_sessions %" PRIu64 ", max_per_source %" PRIu64
-	    ", failed logins %" PRIu64 "), sources tracked %u; convert "
-	    "replays refused %" PRIu64 ", nonces remembered %zu; bytes up %"
-	    PRIu64 ", down %" PRIu64, stats_get(STAT_OPEN),
+	    ", failed logins %" PRIu64 ", PROXY %" PRIu64 "), sources "
+	    "tracked %u; convert replays refused %" PRIu64 ", nonces "
+	    "remembered %zu; bytes up %" PRIu64 ", down %" PRIu64,
+	    stats_get(STAT_OPEN),
 	    stats_get(STAT_ACCEPTED), stats_get(STAT_LOGIN_FAILURES),
 	    stats_get(STAT_REFUSED_MAX_SESSIONS) +
 	    stats_get(STAT_REFUSED_PER_SOURCE) +
-	    stats_get(STAT_REFUSED_THROTTLE),
+	    stats_get(STAT_REFUSED_THROTTLE) +
+	    stats_get(STAT_REFUSED_PROXY),
 	    stats_get(STAT_REFUSED_MAX_SESSIONS),
 	    stats_get(STAT_REFUSED_PER_SOURCE),
-	    stats_get(STAT_REFUSED_THROTTLE), ts.tracked,
+	    stats_get(STAT_REFUSED_THROTTLE), stats_get(STAT_REFUSED_PROXY),
+	    ts.tracked,
 	    stats_get(STAT_CONVERT_REPLAYS), rs.live,
 	    stats_get(STAT_BYTES_UP), stats_get(STAT_BYTES_DOWN));
 }

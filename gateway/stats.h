@@ -20,8 +20,8 @@ struct mptcp_subflow;
 /*
  * A new counter needs a name in stats_name() and an export in stats.c's
  * stat_export(), both switches without default: it does not build
- * without them. A new refusal reason (the PROXY protocol's, next) is a
- * STAT_REFUSED_ value exported as mpgw_refused_total{reason="..."}.
+ * without them. A refusal reason is a STAT_REFUSED_ value exported as
+ * mpgw_refused_total{reason="..."}.
  */
 enum stat_id {
 	STAT_ACCEPTED = 0,		/* sessions started */
@@ -30,6 +30,7 @@ enum stat_id {
 	STAT_REFUSED_PER_SOURCE,	/* over gateway.max_per_source */
 	STAT_REFUSED_THROTTLE,		/* from a source blocked for failed logins */
 	STAT_REFUSED_RULES,		/* target addresses an access rule denied */
+	STAT_REFUSED_PROXY,		/* PROXY listener: bad sender or header */
 	STAT_LOGIN_FAILURES,		/* failed password or Convert key checks */
 	STAT_CONVERT_REPLAYS,		/* replayed Convert messages refused */
 	STAT_BYTES_UP,			/* client -> upstream, relayed */

@@ -95,6 +95,7 @@ Test(stats, plain_counters_and_build_info)
 	stats_add(STAT_OPEN, 2);
 	stats_add(STAT_BYTES_UP, 100);
 	stats_add(STAT_REFUSED_THROTTLE, 1);
+	stats_add(STAT_REFUSED_PROXY, 2);
 	stats_add(STAT_UPSTREAM_FALLBACK, 4);
 	has_line("mpgw_build_info{version=\"" MPGW_VERSION "\"} 1");
 	has_line("mpgw_sessions_started_total 3");
@@ -104,6 +105,7 @@ Test(stats, plain_counters_and_build_info)
 	has_line("mpgw_refused_total{reason=\"throttle\"} 1");
 	has_line("mpgw_refused_total{reason=\"max_sessions\"} 0");
 	has_line("mpgw_refused_total{reason=\"rules\"} 0");
+	has_line("mpgw_refused_total{reason=\"proxy\"} 2");
 	has_line("mpgw_upstream_connections_total{mptcp=\"fallback\"} 4");
 	has_line("mpgw_upstream_connections_total{mptcp=\"yes\"} 0");
 	has_line("# TYPE mpgw_sessions_open gauge");
