@@ -15,25 +15,24 @@
 #include "lib/log.h"
 
 /*
- * At most one refusal warning a second for the whole process, so refused
- * clients cannot flood the log.
+ * At most one refusal warning a second for the whole process and each
+ * reason (its own *last), so refused clients cannot flood the log, nor
+ * one kind of refusal hide another.
  */
 static bool
-admit_log_refusal(double now)
+admit_log_refusal(_Atomic double *last, double now)
 {
-	static _Atomic double last;
-	double prev = atomic_load(&last);
+	double prev = atomic_load(last);
 
-	return now - prev >= 1.0 && atomic_compare_exchange_strong(&last,
+	return now - prev >= 1.0 && atomic_compare_exchange_strong(last,
 	    &prev, now);
 }
 
-bool
-admit_connection(const struct gw_conf *c, const struct sockaddr *peer,
-    double now, struct admit_slot *slot)
-{
-	char buf[ADDR_STR_MAX];
+static _Atomic double log_max_sessions, log_per_source, log_proxy;
 
+bool
+admit_open(const struct gw_conf *c, double now, struct admit_slot *slot)
+{
 	slot->open = slot->source = false;
 	/*
 	 * Take the slot first and look at the count it gives: workers
@@ -43,12 +42,21 @@ admit_connection(const struct gw_conf *c, const struct sockaddr *peer,
 	if (stats_add(STAT_OPEN, 1) > c->max_sessions && c->max_sessions > 0) {
 		stats_sub(STAT_OPEN, 1);
 		stats_add(STAT_REFUSED_MAX_SESSIONS, 1);
-		if (admit_log_refusal(now))
+		if (admit_log_refusal(&log_max_sessions, now))
 			log_warnx("max_sessions (%u) reached: refusing "
 			    "connections", c->max_sessions);
 		return false;
 	}
 	slot->open = true;
+	return true;
+}
+
+bool
+admit_source(const struct gw_conf *c, const struct sockaddr *peer,
+    double now, struct admit_slot *slot)
+{
+	char buf[ADDR_STR_MAX];
+
 	if (auth_throttle_blocked(peer, now)) {
 		/* Too many failed logins from there: refuse for a while. */
 		stats_add(STAT_REFUSED_THROTTLE, 1);
@@ -58,7 +66,7 @@ admit_connection(const struct gw_conf *c, const struct sockaddr *peer,
 	}
 	if (!srclimit_acquire(peer, c->max_per_source)) {
 		stats_add(STAT_REFUSED_PER_SOURCE, 1);
-		if (admit_log_refusal(now))
+		if (admit_log_refusal(&log_per_source, now))
 			log_warnx("max_per_source (%u) reached by %s: refusing "
 			    "connections", c->max_per_source, addr_format(peer,
 			    buf, sizeof(buf)));
@@ -67,6 +75,25 @@ admit_connection(const struct gw_conf *c, const struct sockaddr *peer,
 	}
 	slot->source = c->max_per_source > 0;
 	return true;
+}
+
+bool
+admit_connection(const struct gw_conf *c, const struct sockaddr *peer,
+    double now, struct admit_slot *slot)
+{
+	return admit_open(c, now, slot) && admit_source(c, peer, now, slot);
+}
+
+void
+admit_refuse_proxy(const struct sockaddr *peer, const char *why, double now)
+{
+	char buf[ADDR_STR_MAX];
+	uint64_t n = stats_add(STAT_REFUSED_PROXY, 1);
+
+	if (admit_log_refusal(&log_proxy, now))
+		log_warnx("PROXY protocol: connection from %s refused: %s (%"
+		    PRIu64 " so far)", addr_format(peer, buf, sizeof(buf)), why,
+		    n);
 }
 
 void

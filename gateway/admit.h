@@ -2,7 +2,13 @@
  * Admission: whether a new connection may become a session (max_sessions,
  * the login throttle's block, max_per_source), and the login throttle
  * around each password or Convert key check. Refusals are counted in
- * stats.h and logged at most once a second.
+ * stats.h and logged at most once a second (per reason).
+ *
+ * Admission takes two steps, so that behind a balancer the per-source
+ * checks judge the client's address from the PROXY header, not the
+ * balancer's (nginx: realip before limit_conn): admit_open() at accept,
+ * admit_source() once the client's address is known. A listener without
+ * PROXY knows it at accept and runs both at once (admit_connection).
  */
 #ifndef MPGW_ADMIT_H
 #define MPGW_ADMIT_H
@@ -19,12 +25,30 @@ struct admit_slot {
 };
 
 /*
- * May a connection from peer start a session under c at time now? On true
- * slot records what was taken, to be given back with admit_release().
+ * May one more connection be open under c (max_sessions) at time now? On
+ * true slot records it, to be given back with admit_release().
  */
+bool admit_open(const struct gw_conf *c, double now, struct admit_slot *slot);
+/*
+ * May a connection from client, which holds slot from admit_open(), go
+ * on (the throttle's block, max_per_source)? On true slot records the
+ * source's slot too; on false everything slot held is given back.
+ */
+bool admit_source(const struct gw_conf *c, const struct sockaddr *client,
+    double now, struct admit_slot *slot);
+/* admit_open() and admit_source() at once. */
 bool admit_connection(const struct gw_conf *c, const struct sockaddr *peer,
     double now, struct admit_slot *slot);
-void admit_release(const struct sockaddr *peer, struct admit_slot *slot);
+/* Give back what slot holds; client is the address admit_source() saw. */
+void admit_release(const struct sockaddr *client, struct admit_slot *slot);
+
+/*
+ * A connection to a PROXY protocol listener from peer was refused (why:
+ * for the log): count it (STAT_REFUSED_PROXY) and warn, at most once a
+ * second.
+ */
+void admit_refuse_proxy(const struct sockaddr *peer, const char *why,
+    double now);
 
 /*
  * Before every password or Convert key check: false if s's source is

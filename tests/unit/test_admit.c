@@ -96,3 +96,51 @@ Test(admit, release_gives_the_slot_back)
 	admit_release((struct sockaddr *)&s3, &c);
 	cr_assert(admit_connection(&conf, (struct sockaddr *)&s2, 0, &b));
 }
+
+/*
+ * Behind a balancer (PROXY) the two steps run apart: admit_open() at
+ * accept holds a session but no source; admit_source() on the header's
+ * address takes the source, and a refusal there gives the session back.
+ */
+Test(admit, two_steps_for_proxy)
+{
+	struct sockaddr_in lb = { .sin_family = AF_INET }, c1 = lb, c2 = lb;
+	struct admit_slot a, b, c;
+
+	conf_defaults(&conf);
+	conf.max_sessions = 3;
+	conf.max_per_source = 1;
+	lb.sin_addr.s_addr = htonl(0x0a000005u);
+	c1.sin_addr.s_addr = htonl(0x0a4d0101u);
+	c2.sin_addr.s_addr = htonl(0x0a4d0201u);
+	/* Three connections from the balancer: max_per_source is not its. */
+	cr_assert(admit_open(&conf, 0, &a));
+	cr_assert(admit_open(&conf, 0, &b));
+	cr_assert(admit_open(&conf, 0, &c));
+	cr_assert(a.open && !a.source);
+	cr_assert_eq(stats_get(STAT_OPEN), 3);
+	cr_assert(admit_source(&conf, (struct sockaddr *)&c1, 0, &a));
+	cr_assert(a.source);
+	/* The second from the same client: refused, its session freed. */
+	cr_assert_not(admit_source(&conf, (struct sockaddr *)&c1, 0, &b));
+	cr_assert(!b.open && !b.source);
+	cr_assert_eq(stats_get(STAT_OPEN), 2);
+	cr_assert(admit_source(&conf, (struct sockaddr *)&c2, 0, &c));
+	admit_release((struct sockaddr *)&c1, &a);
+	admit_release((struct sockaddr *)&c2, &c);
+	cr_assert_eq(stats_get(STAT_OPEN), 0);
+	/* c1's source slot is free again. */
+	cr_assert(admit_connection(&conf, (struct sockaddr *)&c1, 0, &a));
+	admit_release((struct sockaddr *)&c1, &a);
+}
+
+Test(admit, proxy_refusals_are_counted)
+{
+	struct sockaddr_in x = { .sin_family = AF_INET };
+	uint64_t before = stats_get(STAT_REFUSED_PROXY);
+
+	x.sin_addr.s_addr = htonl(0xc0000201u);
+	admit_refuse_proxy((struct sockaddr *)&x, "test", 0);
+	admit_refuse_proxy((struct sockaddr *)&x, "test", 0.5);
+	cr_assert_eq(stats_get(STAT_REFUSED_PROXY), before + 2);
+}
