@@ -390,6 +390,7 @@ s5_step(struct session *s)
 		return s5_request(s);
 	case SESS_TLS_CLOSE:
 		return s5_tls_close(s);
+	case SESS_PROXY:
 	case SESS_CONVERT:
 	case SESS_RESOLVE:
 	case SESS_CONNECT:

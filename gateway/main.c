@@ -108,12 +108,16 @@ reload(void)
 	    !listen_same(&old->conf.convert_listen, &s->conf.convert_listen) ||
 	    strcmp(s->conf.metrics_listen.text,
 	    old->conf.metrics_listen.text) != 0 ||
+	    s->conf.socks5_proxy_protocol != old->conf.socks5_proxy_protocol ||
+	    s->conf.tls_proxy_protocol != old->conf.tls_proxy_protocol ||
+	    s->conf.convert_proxy_protocol !=
+	    old->conf.convert_proxy_protocol ||
 	    s->conf.workers != old->conf.workers ||
 	    s->conf.buffer_size != old->conf.buffer_size ||
 	    strcmp(s->conf.user, old->conf.user) != 0 ||
 	    strcmp(s->conf.group, old->conf.group) != 0)
-		log_warnx("reload: listen addresses, workers, buffer_size, "
-		    "user and group change only on restart");
+		log_warnx("reload: listen addresses, proxy_protocol, workers, "
+		    "buffer_size, user and group change only on restart");
 	/*
 	 * The listeners stay as they are: the new methods are judged against
 	 * them, not against addresses that would apply only after a restart
@@ -123,10 +127,19 @@ reload(void)
 	s->conf.tls_listen = old->conf.tls_listen;
 	s->conf.convert_listen = old->conf.convert_listen;
 	s->conf.metrics_listen = old->conf.metrics_listen;
+	s->conf.socks5_proxy_protocol = old->conf.socks5_proxy_protocol;
+	s->conf.tls_proxy_protocol = old->conf.tls_proxy_protocol;
+	s->conf.convert_proxy_protocol = old->conf.convert_proxy_protocol;
 	snap_unref(old);
 	if (conf_check_open_proxy(&s->conf, err, sizeof(err)) == -1) {
 		log_error("reload refused, keeping the running config: the "
 		    "running listeners would be open: %s", err);
+		snap_unref(s);
+		return -1;
+	}
+	if (conf_check_proxy_from(&s->conf, err, sizeof(err)) == -1) {
+		log_error("reload refused, keeping the running config: the "
+		    "running listeners expect PROXY headers: %s", err);
 		snap_unref(s);
 		return -1;
 	}
@@ -288,10 +301,11 @@ report_fastopen(const struct gw_conf *c)
 }
 
 static void
-log_listeners(const struct conf_addr_list *l, const char *what)
+log_listeners(const struct conf_addr_list *l, const char *what, bool proxy)
 {
 	for (size_t i = 0; i < l->n; i++)
-		log_info("%s listening on %s", what, l->a[i].text);
+		log_info("%s listening on %s%s", what, l->a[i].text, proxy ?
+		    " (PROXY protocol)" : "");
 }
 
 static int
@@ -376,9 +390,12 @@ run(bool debug)
 	ev_signal_start(loop, &sig_usr1);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
-	log_listeners(&snap->conf.socks5_listen, "socks5");
-	log_listeners(&snap->conf.tls_listen, "socks5+tls");
-	log_listeners(&snap->conf.convert_listen, "convert");
+	log_listeners(&snap->conf.socks5_listen, "socks5",
+	    snap->conf.socks5_proxy_protocol);
+	log_listeners(&snap->conf.tls_listen, "socks5+tls",
+	    snap->conf.tls_proxy_protocol);
+	log_listeners(&snap->conf.convert_listen, "convert",
+	    snap->conf.convert_proxy_protocol);
 	log_info("mpgw %s started: %u worker(s), config %s", MPGW_VERSION,
 	    n_workers, config_path);
 	if (notify_send("READY=1\nSTATUS=running: %u worker(s), %zu "

@@ -13,6 +13,7 @@
 #include "gateway/access.h"
 #include "gateway/dial.h"
 #include "gateway/pool.h"
+#include "gateway/proxyhdr.h"
 #include "gateway/snap.h"
 #include "gateway/stats.h"
 #include "gateway/tlsio.h"
@@ -27,6 +28,8 @@ static const char *
 sess_state_name(enum sess_state st)
 {
 	switch (st) {
+	case SESS_PROXY:
+		return "PROXY";
 	case SESS_GREETING:
 		return "GREETING";
 	case SESS_TLS:
@@ -488,6 +491,7 @@ sess_reads_input(const struct session *s)
 		return true;
 	case SESS_AUTH:
 		return s->job == NULL;
+	case SESS_PROXY:	/* proxyhdr.c reads the header itself */
 	case SESS_TLS:
 	case SESS_RESOLVE:
 	case SESS_CONNECT:
@@ -531,6 +535,9 @@ sess_process(struct session *s)
 			}
 		}
 		switch (st) {
+		case SESS_PROXY:
+			rc = proxyhdr_step(s);
+			break;
 		case SESS_GREETING:
 		case SESS_TLS:
 		case SESS_AUTH:
@@ -567,6 +574,8 @@ sess_process(struct session *s)
 	/* Waiting: for input, a pool job, the resolver or a connect. */
 	if (s->state == SESS_TLS || s->state == SESS_TLS_CLOSE) {
 		sess_watch_client(s, xport_wait_events(&s->cx));
+	} else if (s->state == SESS_PROXY) {
+		sess_watch_client(s, EV_READ);
 	} else if (s->state == SESS_CLOSING) {
 		/* sess_closing() set the watcher. */
 	} else if (sess_reads_input(s)) {
@@ -610,6 +619,9 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)revents;
 	switch (s->state) {
+	case SESS_PROXY:
+		proxyhdr_timeout(s);
+		return;
 	case SESS_GREETING:
 	case SESS_TLS:
 	case SESS_AUTH:
@@ -660,13 +672,13 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* --- close ------------------------------------------------------------ */
 
-void
-sess_close(struct session *s)
+/* The access-log line and the counters of a session that ends. */
+static void
+sess_account(struct session *s)
 {
 	struct worker *w = s->w;
 	struct access_entry e;
 
-	sess_cancel_job(s);
 	sess_sample(s);
 	memset(&e, 0, sizeof(e));
 	e.id = s->id;
@@ -690,8 +702,17 @@ sess_close(struct session *s)
 	stats_session_end(s->front->name, e.method, s->result);
 	if (s->ufd != -1 && s->mst.mptcp)
 		stats_observe(STAT_H_SUBFLOWS, s->mst.subflows);
-	stats_paths_free(&s->paths);
+}
 
+void
+sess_close(struct session *s)
+{
+	struct worker *w = s->w;
+
+	sess_cancel_job(s);
+	if (s->state != SESS_PROXY)
+		sess_account(s);
+	stats_paths_free(&s->paths);
 	relay_stop(&s->relay);
 	dial_free(s);
 	ev_io_stop(w->loop, &s->cio);
@@ -739,16 +760,38 @@ sess_front_of(enum listener_kind kind)
 }
 
 void
+sess_admitted(struct session *s)
+{
+	stats_add(STAT_ACCEPTED, 1);
+	log_debug("session %" PRIu64 ": accepted from %s by worker %u", s->id,
+	    s->client, s->w->idx);
+	if (s->state != s->front->first)
+		sess_set_state(s, s->front->first);
+	sess_timer_set(s, sess_conf(s)->handshake_timeout);
+	sess_watch_client(s, EV_READ);
+	if (s->front->start != NULL)
+		s->front->start(s);
+}
+
+void
 sess_accept(struct worker *w, struct listener *l, int fd,
     const struct sockaddr *peer, socklen_t peer_len)
 {
 	struct gw_snap *snap = snap_current();
 	const struct gw_conf *c = &snap->conf;
+	ev_tstamp now = ev_now(w->loop);
 	struct admit_slot slot;
 	struct session *s;
 	int one = 1;
 
-	if (!admit_connection(c, peer, ev_now(w->loop), &slot)) {
+	/*
+	 * Behind a balancer (PROXY) only max_sessions can be judged now:
+	 * the per-source checks wait for the client's address in the
+	 * header (proxyhdr.c), which only proxy_from sources may send.
+	 */
+	if (l->proxy ? !proxyhdr_sender_ok(c, peer, now) ||
+	    !admit_open(c, now, &slot) : !admit_connection(c, peer, now,
+	    &slot)) {
 		snap_unref(snap);
 		close(fd);
 		return;
@@ -762,7 +805,6 @@ sess_accept(struct worker *w, struct listener *l, int fd,
 	}
 	s->admit = slot;
 	s->id = atomic_fetch_add(&sess_next_id, 1);
-	stats_add(STAT_ACCEPTED, 1);
 	s->w = w;
 	s->snap = snap;
 	s->front = sess_front_of(l->kind);
@@ -771,8 +813,8 @@ sess_accept(struct worker *w, struct listener *l, int fd,
 	xport_plain(&s->cx, fd);
 	xport_plain(&s->ux, -1);
 	s->method = SOCKS5_METHOD_UNACCEPTABLE;
-	s->state = s->front->first;
-	s->started = ev_now(w->loop);
+	s->state = l->proxy ? SESS_PROXY : s->front->first;
+	s->started = now;
 	memcpy(&s->peer, peer, peer_len);
 	addr_format(peer, s->client, sizeof(s->client));
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -780,10 +822,13 @@ sess_accept(struct worker *w, struct listener *l, int fd,
 	ev_init(&s->timer, timer_cb);
 	TAILQ_INSERT_TAIL(&w->sessions, s, entry);
 	w->n_sessions++;
-	log_debug("session %" PRIu64 ": accepted from %s by worker %u", s->id,
-	    s->client, w->idx);
+	if (!l->proxy) {
+		sess_admitted(s);
+		return;
+	}
+	log_debug("session %" PRIu64 ": from %s: reading the PROXY header",
+	    s->id, s->client);
+	/* The header has its own handshake_timeout, the front then its. */
 	sess_timer_set(s, c->handshake_timeout);
 	sess_watch_client(s, EV_READ);
-	if (s->front->start != NULL)
-		s->front->start(s);
 }

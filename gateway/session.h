@@ -39,7 +39,8 @@ struct worker;
 #define SESS_ESC_MAX (4 * 255 + 1)
 
 enum sess_state {
-	SESS_GREETING = 0,	/* SOCKS5: method selection */
+	SESS_PROXY = 0,		/* PROXY listener: the header, not yet admitted */
+	SESS_GREETING,		/* SOCKS5: method selection */
 	SESS_TLS,		/* SOCKS5: TLS handshake (methods 0x8x, TLS listener) */
 	SESS_AUTH,		/* SOCKS5: RFC 1929 inside or outside TLS */
 	SESS_REQUEST,		/* SOCKS5: the request */
@@ -194,6 +195,14 @@ void sess_accept(struct worker *w, struct listener *l, int fd,
 /* Close every session of w now (hard stop). */
 void sess_close_all(struct worker *w);
 
+/*
+ * The session has passed admission with its client's address in s->peer
+ * (at accept, or after a PROXY header): count it as started and hand it
+ * to its front end's first state. Waits for input; the caller runs
+ * sess_process() if it is not inside it.
+ */
+void sess_admitted(struct session *s);
+
 /* --- for the front ends, admit.c and dial.c --------------------------- */
 
 const struct gw_conf *sess_conf(const struct session *s);
@@ -233,7 +242,11 @@ void sess_reply_early(struct session *s);
 void sess_reset(struct session *s);
 /* Run the state machine over pending input and output. */
 void sess_process(struct session *s);
-/* Log the session, release everything and free it. */
+/*
+ * Log the session, release everything and free it. A session still in
+ * SESS_PROXY was never admitted: it is freed without an access-log line
+ * or a result (its refusal, if any, was counted by admit.c).
+ */
 void sess_close(struct session *s);
 /* How long a failed session waits for the client to read its reply. */
 #define SESS_LINGER_TIME 2.0

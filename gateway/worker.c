@@ -182,8 +182,8 @@ wake_cb(struct ev_loop *loop, ev_async *a, int revents)
 
 static int
 worker_add_listeners(struct worker *w, const struct gw_conf *c,
-    const struct conf_addr_list *l, enum listener_kind kind, char *err,
-    size_t errlen)
+    const struct conf_addr_list *l, enum listener_kind kind, bool proxy,
+    char *err, size_t errlen)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		struct listener *ls = &w->listeners[w->n_listeners];
@@ -193,6 +193,7 @@ worker_add_listeners(struct worker *w, const struct gw_conf *c,
 			return -1;
 		ls->fd = fd;
 		ls->kind = kind;
+		ls->proxy = proxy;
 		ls->addr = l->a[i];
 		ls->w = w;
 		ev_io_init(&ls->io, accept_cb, fd, EV_READ);
@@ -216,11 +217,12 @@ worker_init(struct worker *w, unsigned idx, const struct gw_conf *c,
 	}
 	if ((w->resolver = resolver_new(w->loop, err, errlen)) == NULL)
 		goto err_fini;
-	if (worker_add_listeners(w, c, &c->socks5_listen, LISTENER_SOCKS5, err,
-	    errlen) == -1 || worker_add_listeners(w, c, &c->tls_listen,
-	    LISTENER_SOCKS5_TLS, err, errlen) == -1 ||
+	if (worker_add_listeners(w, c, &c->socks5_listen, LISTENER_SOCKS5,
+	    c->socks5_proxy_protocol, err, errlen) == -1 ||
+	    worker_add_listeners(w, c, &c->tls_listen, LISTENER_SOCKS5_TLS,
+	    c->tls_proxy_protocol, err, errlen) == -1 ||
 	    worker_add_listeners(w, c, &c->convert_listen, LISTENER_CONVERT,
-	    err, errlen) == -1)
+	    c->convert_proxy_protocol, err, errlen) == -1)
 		goto err_fini;
 	ev_timer_init(&w->accept_backoff, backoff_cb, ACCEPT_BACKOFF, 0.);
 	ev_async_init(&w->wake, wake_cb);

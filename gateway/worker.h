@@ -28,6 +28,7 @@ struct worker;
 struct listener {
 	int fd;
 	enum listener_kind kind;
+	bool proxy;			/* connections start with a PROXY header */
 	struct conf_addr addr;
 	ev_io io;
 	struct worker *w;
