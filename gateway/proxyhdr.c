@@ -44,6 +44,43 @@ proxyhdr_timeout(struct session *s)
 	    "socks5.handshake_timeout");
 }
 
+/* Are a and b the same address and port (a v4-mapped one as IPv4)? */
+static bool
+proxyhdr_same(const struct sockaddr *a, const struct sockaddr *b)
+{
+	struct sockaddr_storage ua, ub;
+	const struct sockaddr *x = addr_unmap(a, &ua), *y = addr_unmap(b, &ub);
+	const struct sockaddr_in *x4 = (const void *)x, *y4 = (const void *)y;
+	const struct sockaddr_in6 *x6 = (const void *)x, *y6 = (const void *)y;
+
+	if (x == NULL || y == NULL || x->sa_family != y->sa_family)
+		return false;
+	if (x->sa_family == AF_INET)
+		return x4->sin_port == y4->sin_port &&
+		    x4->sin_addr.s_addr == y4->sin_addr.s_addr;
+	return x6->sin6_port == y6->sin6_port && memcmp(&x6->sin6_addr,
+	    &y6->sin6_addr, sizeof(x6->sin6_addr)) == 0;
+}
+
+/*
+ * Does h name the connection it came on (source its peer, destination its
+ * local end)? Then no client is being relayed: it is the balancer's own
+ * connection, as a v2 LOCAL would say. HAProxy's v1 health checks (and
+ * its v2 ones with PROXY) look like that. A relayed client cannot: it
+ * connected to the balancer, not to this socket's address.
+ */
+static bool
+proxyhdr_names_itself(const struct session *s, const struct pp_hdr *h)
+{
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+
+	return proxyhdr_same((const struct sockaddr *)&h->src,
+	    (const struct sockaddr *)&s->peer) && getsockname(s->cfd,
+	    (struct sockaddr *)&local, &len) == 0 && proxyhdr_same(
+	    (const struct sockaddr *)&h->dst, (const struct sockaddr *)&local);
+}
+
 /*
  * A whole header h: the client it names becomes the session's, which then
  * faces the per-source admission.
@@ -53,15 +90,19 @@ proxyhdr_done(struct session *s, const struct pp_hdr *h)
 {
 	char from[ADDR_STR_MAX];
 
-	if (h->cmd == PP_CMD_LOCAL || (h->version == 1 && !h->has_addr)) {
+	if (h->cmd == PP_CMD_LOCAL || (h->version == 1 && !h->has_addr) ||
+	    (h->has_addr && proxyhdr_names_itself(s, h))) {
 		/*
-		 * The balancer's own connection: a health check (v2 LOCAL;
-		 * HAProxy's v1 checks say UNKNOWN). It learns that we are
-		 * up by the accept; nothing to serve, nothing to count.
+		 * The balancer's own connection, a health check: v2 LOCAL,
+		 * v1 UNKNOWN (which the spec once advised for checks), or
+		 * a header naming this very connection. The balancer
+		 * learns that we are up by the accept; nothing to serve,
+		 * nothing to count.
 		 */
 		log_debug("session %" PRIu64 ": %s: PROXY v%u %s: a health "
 		    "check, closing", s->id, s->client, h->version,
-		    h->cmd == PP_CMD_LOCAL ? "LOCAL" : "UNKNOWN");
+		    h->cmd == PP_CMD_LOCAL ? "LOCAL" : h->has_addr ?
+		    "naming its own connection" : "UNKNOWN");
 		sess_close(s);
 		return -1;
 	}

@@ -350,16 +350,23 @@ def test_timeout_and_early_close_are_refused(pgw):
 
 @pytest.mark.parametrize("hdr", [v2(cmd=0), v2(cmd=0, src=None),
                                  b"PROXY UNKNOWN\r\n",
-                                 b"PROXY UNKNOWN ffff::1 ::1 1 2\r\n"],
+                                 b"PROXY UNKNOWN ffff::1 ::1 1 2\r\n",
+                                 "own-v1", "own-v2"],
                          ids=["v2-local-inet", "v2-local-unspec",
-                              "v1-unknown", "v1-unknown-with-addresses"])
+                              "v1-unknown", "v1-unknown-with-addresses",
+                              "own-v1", "own-v2"])
 def test_health_checks_close_cleanly(pgw, hdr):
-    """LOCAL (v2) and UNKNOWN (v1; HAProxy's v1 health check): a clean
+    """LOCAL (v2), UNKNOWN (v1) and a header that names the connection it
+    comes on (HAProxy's v1 health checks, "own-v1"/"own-v2"): a clean
     close (FIN, not RST), no refusal counted, no session logged."""
     gw = pgw()
     before = refused(gw)
     started = sample(scrape(gw.mport), "mpgw_sessions_started_total")
     with conn(gw.port) as s:
+        if hdr in ("own-v1", "own-v2"):
+            me, peer = s.getsockname(), s.getpeername()
+            hdr = v1(src=me, dst=peer) if hdr == "own-v1" else \
+                v2(src=me, dst=peer)
         s.sendall(hdr)
         assert ends(s) == "eof"
     # A session that does count, to know the gateway got that far.
@@ -371,6 +378,17 @@ def test_health_checks_close_cleanly(pgw, hdr):
     assert sample(text, "mpgw_refused_total", reason="proxy") == before
     assert sample(text, "mpgw_sessions_started_total") == started + 1
     assert len(re.findall(r" access id=", gw.stderr_text())) == 1
+
+
+def test_header_naming_the_balancer_elsewhere_is_a_client(pgw, echo):
+    """The balancer's own address and port as the source, but another
+    destination: a relayed client (on the balancer's host), not a check."""
+    gw = pgw()
+    with conn(gw.port) as s:
+        me = s.getsockname()
+        s.sendall(v1(src=me, dst=("127.0.0.1", 1)) + sr.greeting())
+        echo_through(s, echo)
+    access_line(gw, "127.0.0.1:%d" % me[1])
 
 
 # --- the header's address is the client for everything ----------------------
