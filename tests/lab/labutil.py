@@ -7,6 +7,7 @@ Run as root; see tests/lab/README.md for the topology. MPGW_BUILD (default
 "build") locates mpgw, libmpgw.so, mpgw-run and linkemu.
 """
 
+import ctypes
 import os
 import shutil
 import subprocess
@@ -30,6 +31,8 @@ SINK = os.path.join(HERE, "mptcp_sink.py")
 RESULTS = os.path.join(BUILD, "lab-results")
 
 MIB = 1 << 20
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
 # Bound on waiting for anything (a line, a process): a hang fails, it does
 # not stall the run. Not a performance threshold.
 WAIT = 60
@@ -218,6 +221,32 @@ class Lab:
                               list(argv), env=env, input=input,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               timeout=timeout)
+
+    def in_ns(self, role, fn):
+        """fn() called on a thread inside the role's namespace; returns
+        its value. Sockets it makes stay in that namespace for good,
+        whichever thread then uses them: a test can be a client or a
+        server in the lab without a helper process."""
+        box = {}
+
+        def body():
+            try:
+                fd = os.open("/run/netns/" + self.ns(role), os.O_RDONLY)
+                try:
+                    if _libc.setns(fd, CLONE_NEWNET) != 0:
+                        e = ctypes.get_errno()
+                        raise OSError(e, "setns: " + os.strerror(e))
+                finally:
+                    os.close(fd)
+                box["v"] = fn()
+            except BaseException as e:  # handed to the caller
+                box["e"] = e
+        t = threading.Thread(target=body)
+        t.start()
+        t.join()
+        if "e" in box:
+            raise box["e"]
+        return box["v"]
 
     def link_bytes(self, role, ifname, direction="tx"):
         import json
