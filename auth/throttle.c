@@ -119,9 +119,8 @@ auth_throttle_blocked(const struct sockaddr *client, double now)
 	return blocked;
 }
 
-/* The delay for the n-th failure in a row: 0, 0.25, 0.5, 1, ... <= max. */
-static double
-fail_delay(unsigned n, unsigned max)
+double
+auth_throttle_delay(unsigned n, unsigned max)
 {
 	double d = 0.25;
 
@@ -161,7 +160,7 @@ double
 	if (fail_limit > 0 && fail_block > 0 && e->fails >= fail_limit &&
 	    e->until == 0)
 		e->until = now + fail_block;
-	delay = fail_delay(e->fails, fail_delay_max);
+	delay = auth_throttle_delay(e->fails, fail_delay_max);
 
 	if (user != NULL) {
 		pair_key(pkey, key, user);
@@ -206,6 +205,27 @@ void
 	if (e->fails == 0)
 		srctab_del(&thr_srcs, i);
 out:
+	pthread_mutex_unlock(&thr_lock);
+}
+
+void
+auth_throttle_block(const struct sockaddr *client, double until, double now)
+{
+	uint8_t key[ADDR_KEY_LEN];
+	int i;
+
+	if (!(until > now) || !addr_source_key(client, key))
+		return;
+	pthread_mutex_lock(&thr_lock);
+	if ((i = src_find(key, now)) == -1) {
+		i = add_evicting(&thr_srcs, key);
+		memset(&thr_src[i], 0, sizeof(thr_src[i]));
+		thr_src[i].epoch = ++thr_epoch;
+		thr_src[i].last = now;
+	} else
+		srctab_touch(&thr_srcs, i);
+	if (thr_src[i].until < until)
+		thr_src[i].until = until;
 	pthread_mutex_unlock(&thr_lock);
 }
 

@@ -67,6 +67,23 @@ double (auth_throttle_fail)(const struct sockaddr *client, const char *user,
 void (auth_throttle_success)(const struct sockaddr *client, const char *user,
     double now);
 
+/*
+ * Mark client's source blocked until `until` (same clock as now), as if
+ * it had reached the limit here: a block learnt from another instance
+ * through the shared state. A block already running longer stands; the
+ * source is forgotten when the block ends, as after any block.
+ */
+void auth_throttle_block(const struct sockaddr *client, double until,
+    double now);
+
+/*
+ * The delay before answering the n-th failure in a row from a source:
+ * 0 for the first, then 0.25, 0.5, 1, 2, ... seconds, at most max (0: no
+ * delay). auth_throttle_fail() answers with it; the shared state uses it
+ * with the count of every instance.
+ */
+double auth_throttle_delay(unsigned n, unsigned max);
+
 /* Copy the counters into st. */
 void auth_throttle_stats(struct auth_throttle_stats *st);
 

@@ -568,3 +568,62 @@ Test(throttle, threads)
 	cr_expect_eq(st.refusals, 8 * ((5000 + 10) / 11));
 	cr_expect_leq(st.tracked, AUTH_THROTTLE_SLOTS);
 }
+
+/* --- blocks learnt from the shared state (auth_throttle_block) ------- */
+
+Test(throttle, learnt_block_refuses_until_it_ends)
+{
+	struct sockaddr_storage ss = addr("192.0.2.9");
+
+	auth_throttle_block((struct sockaddr *)&ss, 130.0, 100.0);
+	cr_expect(blocked("192.0.2.9", 100.0));
+	cr_expect(blocked("192.0.2.9", 129.99));
+	cr_expect(!blocked("192.0.2.9", 130.0));
+	cr_expect(!blocked("192.0.2.8", 100.0));
+	/* Forgotten afterwards: the next failure starts a clean count. */
+	cr_expect_eq(fail("192.0.2.9", LIMIT, DMAX, BLOCK, 131.0), 0);
+	cr_expect(!blocked("192.0.2.9", 131.0));
+}
+
+Test(throttle, learnt_block_never_shortens_one)
+{
+	struct sockaddr_storage ss = addr("192.0.2.9");
+
+	for (int i = 0; i < LIMIT; i++)
+		fail("192.0.2.9", LIMIT, DMAX, BLOCK, 100.0);
+	auth_throttle_block((struct sockaddr *)&ss, 110.0, 100.0);
+	cr_expect(blocked("192.0.2.9", 100.0 + BLOCK - 1));
+	auth_throttle_block((struct sockaddr *)&ss, 500.0, 101.0);
+	cr_expect(blocked("192.0.2.9", 499.0));
+	cr_expect(!blocked("192.0.2.9", 500.0));
+}
+
+Test(throttle, learnt_block_on_a_counted_source_keeps_its_failures)
+{
+	struct sockaddr_storage ss = addr("192.0.2.9");
+
+	fail("192.0.2.9", LIMIT, DMAX, BLOCK, 100.0);
+	auth_throttle_block((struct sockaddr *)&ss, 120.0, 100.0);
+	/* A success during the block forgives nothing. */
+	success("192.0.2.9", "mallory", 101.0);
+	cr_expect(blocked("192.0.2.9", 101.0));
+}
+
+Test(throttle, learnt_block_in_the_past_is_ignored)
+{
+	struct sockaddr_storage ss = addr("192.0.2.9");
+
+	auth_throttle_block((struct sockaddr *)&ss, 100.0, 100.0);
+	cr_expect(!blocked("192.0.2.9", 100.0));
+	cr_expect_eq(tracked(), 0);
+}
+
+Test(throttle, delay_function_matches_fail)
+{
+	for (unsigned n = 1; n < 12; n++)
+		cr_expect_eq(auth_throttle_delay(n, DMAX),
+		    fail("192.0.2.10", 0, DMAX, BLOCK, 100.0), "n=%u", n);
+	cr_expect_eq(auth_throttle_delay(0, DMAX), 0);
+	cr_expect_eq(auth_throttle_delay(2, DMAX), 0.25);
+	cr_expect_eq(auth_throttle_delay(50, 0), 0);
+}
