@@ -35,6 +35,7 @@ enum conf_sect {
 	SECT_CONVERT,
 	SECT_UPSTREAM,
 	SECT_METRICS,
+	SECT_STATE,
 	SECT_RULE,
 };
 
@@ -47,6 +48,7 @@ static const char *const sect_names[] = {
 	[SECT_CONVERT] = "convert",
 	[SECT_UPSTREAM] = "upstream",
 	[SECT_METRICS] = "metrics",
+	[SECT_STATE] = "state",
 	[SECT_RULE] = "rule",
 };
 
@@ -738,6 +740,121 @@ set_via(const struct conf_cmd *cmd, void *base, const char *v, char *why,
 	return 0;
 }
 
+/*
+ * Decode %XX escapes in the len bytes at s into out (cap bytes with the
+ * NUL). 0, or -1 for a bad escape, a NUL byte or too long a result.
+ */
+static int
+url_decode(const char *s, size_t len, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned ch = (unsigned char)s[i];
+
+		if (ch == '%') {
+			unsigned v = 0;
+
+			if (len - i < 3)
+				return -1;
+			for (size_t k = 1; k <= 2; k++) {
+				unsigned c = (unsigned char)s[i + k];
+
+				v <<= 4;
+				if (c >= '0' && c <= '9')
+					v |= c - '0';
+				else if (c >= 'a' && c <= 'f')
+					v |= c - 'a' + 10;
+				else if (c >= 'A' && c <= 'F')
+					v |= c - 'A' + 10;
+				else
+					return -1;
+			}
+			ch = v;
+			i += 2;
+		}
+		if (ch == 0 || n + 1 >= cap)
+			return -1;
+		out[n++] = (char)ch;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+/*
+ * "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]", or empty: none. The
+ * message never repeats the value: it may hold a password.
+ */
+static int
+set_redis(const struct conf_cmd *cmd, void *base, const char *v, char *why,
+    size_t whylen)
+{
+	static const char scheme[] = "redis://";
+	struct conf_redis *dst = field(base, cmd->off);
+	char hostport[272];
+	const char *p, *at, *colon, *slash, *hp;
+	size_t hplen;
+	unsigned long db = 0;
+
+	memset(dst, 0, sizeof(*dst));
+	if (v[0] == '\0')
+		return 0;
+	if (strncmp(v, scheme, sizeof(scheme) - 1) != 0)
+		goto bad;
+	p = v + sizeof(scheme) - 1;
+	/* A password may hold '@' only %-encoded: the last one ends it. */
+	if ((at = strrchr(p, '@')) != NULL) {
+		if ((colon = memchr(p, ':', (size_t)(at - p))) == NULL) {
+			snprintf(why, whylen, "the credentials before '@' must "
+			    "be USER:PASSWORD or :PASSWORD");
+			goto fail;
+		}
+		if (url_decode(p, (size_t)(colon - p), dst->user,
+		    sizeof(dst->user)) == -1 || url_decode(colon + 1,
+		    (size_t)(at - colon - 1), dst->password,
+		    sizeof(dst->password)) == -1 || dst->password[0] == '\0') {
+			snprintf(why, whylen, "the user or password is empty, "
+			    "too long or badly %%-encoded");
+			goto fail;
+		}
+		p = at + 1;
+	}
+	hp = p;
+	if ((slash = strchr(p, '/')) != NULL) {
+		if (parse_digits(slash + 1, strlen(slash + 1), &db) == -1 ||
+		    db > 65535) {
+			snprintf(why, whylen, "the database after '/' must be a "
+			    "number (0..65535)");
+			goto fail;
+		}
+		hplen = (size_t)(slash - p);
+	} else
+		hplen = strlen(p);
+	/* No port: Redis's own, 6379. A bare IPv6 address is refused. */
+	if (hplen == 0 || hplen > 262)
+		goto bad;
+	if ((hp[0] == '[' && hp[hplen - 1] == ']') ||
+	    (hp[0] != '[' && memchr(hp, ':', hplen) == NULL))
+		snprintf(hostport, sizeof(hostport), "%.*s:6379", (int)hplen,
+		    hp);
+	else
+		snprintf(hostport, sizeof(hostport), "%.*s", (int)hplen, hp);
+	if (socks5_parse_hostport(hostport, dst->host, sizeof(dst->host),
+	    &dst->port) == -1)
+		goto bad;
+	dst->db = (unsigned)db;
+	snprintf(dst->text, sizeof(dst->text), "redis://%s/%u", hostport,
+	    dst->db);
+	dst->set = true;
+	return 0;
+bad:
+	snprintf(why, whylen, "not redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] "
+	    "(HOST an IPv4 address, [IPv6] or a name)");
+fail:
+	explicit_bzero(dst, sizeof(*dst));
+	return -1;
+}
+
 #define GW(m) offsetof(struct gw_conf, m)
 #define RU(m) offsetof(struct conf_rule, m)
 #define GW_LEN(m) (sizeof(((struct gw_conf *)0)->m) - 1)
@@ -822,6 +939,10 @@ static const struct conf_cmd conf_cmds[] = {
 	    0, 0, 0 },
 
 	{ SECT_METRICS, "listen", set_addr, GW(metrics_listen), 0, 0, 0 },
+
+	{ SECT_STATE, "redis", set_redis, GW(redis), 0, 0, 0 },
+	{ SECT_STATE, "redis_password_file", set_string,
+	    GW(redis_password_file), 0, 0, GW_LEN(redis_password_file) },
 
 	{ SECT_RULE, "action", set_action, RU(action), 0, 0, 0 },
 	{ SECT_RULE, "client", set_cidrs, RU(n_client), RU(client), 0, 0 },
@@ -993,7 +1114,8 @@ sect_open(struct parse *p, const char *name, size_t len)
 		return;
 	}
 	fail(p, p->lineno, "[%.64s]: unknown section (gateway, socks5, tls, "
-	    "auth, convert, upstream, metrics or rule.NAME)", p->sect_name);
+	    "auth, convert, upstream, metrics, state or rule.NAME)",
+	    p->sect_name);
 }
 
 /*
@@ -1466,6 +1588,18 @@ cross_check(struct parse *p)
 				return;
 			}
 		}
+	}
+	if (c->redis_password_file[0] != '\0' && !c->redis.set) {
+		fail(p, key_line(p, SECT_STATE, "redis_password_file"),
+		    "state.redis_password_file: needs state.redis");
+		return;
+	}
+	if (c->redis_password_file[0] != '\0' && c->redis.password[0] !=
+	    '\0') {
+		fail(p, key_line(p, SECT_STATE, "redis_password_file"),
+		    "state.redis_password_file: state.redis has a password "
+		    "already");
+		return;
 	}
 	if ((open = conf_open_listener(c, &a)) != OPEN_NONE) {
 		fail(p, key_line(p, open == OPEN_CONVERT ? SECT_CONVERT :

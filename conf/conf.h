@@ -45,6 +45,21 @@ struct conf_via {
 	char text[300];		/* as written */
 };
 
+/*
+ * state.redis = redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]: the Redis the
+ * shared state lives in (DESIGN.md section 7). HOST as in upstream.via;
+ * PORT defaults to 6379, DB to 0. USER and PASSWORD may be %-encoded.
+ */
+struct conf_redis {
+	bool set;
+	char host[256];
+	uint16_t port;
+	unsigned db;
+	char user[128];			/* "" = AUTH with the password alone */
+	char password[256];		/* "" = none in the URL */
+	char text[300];			/* redis://HOST:PORT/DB, no credentials */
+};
+
 /* An address prefix: family AF_INET or AF_INET6, the bits, prefix length. */
 struct conf_cidr {
 	int family;
@@ -145,6 +160,10 @@ struct gw_conf {
 
 	/* [metrics] */
 	struct conf_addr metrics_listen;	/* len 0: no metrics endpoint */
+
+	/* [state] */
+	struct conf_redis redis;	/* redis = redis://...; unset: in-process */
+	char redis_password_file[CONF_PATH_MAX];	/* the password, in a file */
 
 	/* [rule.NAME] sections, in file order */
 	size_t n_rules;

@@ -118,6 +118,10 @@ reload(void)
 	    strcmp(s->conf.group, old->conf.group) != 0)
 		log_warnx("reload: listen addresses, proxy_protocol, workers, "
 		    "buffer_size, user and group change only on restart");
+	if (strcmp(s->conf.redis.text, old->conf.redis.text) != 0 ||
+	    strcmp(s->redis_password, old->redis_password) != 0)
+		log_warnx("reload: state.redis and its password change only on "
+		    "restart");
 	/*
 	 * The listeners stay as they are: the new methods are judged against
 	 * them, not against addresses that would apply only after a restart

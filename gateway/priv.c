@@ -234,6 +234,8 @@ check_all(const struct gw_conf *c, char *err, size_t errlen)
 	    check_read(c, "tls.key", c->tls_key, err, errlen) == -1 ||
 	    check_read(c, "tls.client_ca", c->tls_client_ca, err, errlen) ==
 	    -1 ||
+	    check_read(c, "state.redis_password_file", c->redis_password_file,
+	    err, errlen) == -1 ||
 	    check_append(c, c->access_log, err, errlen) == -1)
 		return -1;
 	return 0;

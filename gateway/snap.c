@@ -6,8 +6,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "auth/keys.h"
+#include "auth/linefile.h"
 #include "auth/tls.h"
 #include "auth/userdb.h"
 
@@ -66,6 +68,71 @@ err_keys:
 	return -1;
 }
 
+/*
+ * state.redis's password: from redis_password_file (its first line, the
+ * file a secret by its mode, as the users and keys files), or from the
+ * URL, which is then a secret too: a config file others may read must
+ * not hold it.
+ */
+static int
+snap_load_redis(struct gw_snap *s, char *err, size_t errlen)
+{
+	const char *path = s->conf.redis_password_file;
+	char *line = NULL;
+	size_t cap = 0, n;
+	struct stat st;
+	ssize_t len;
+	FILE *f;
+	int rc = -1;
+
+	if (path[0] == '\0') {
+		if (s->conf.redis.password[0] == '\0')
+			return 0;
+		if (auth_secret_file_check(s->conf.path, err, errlen) == -1) {
+			n = strlen(err);
+			snprintf(err + n, errlen - n, " (state.redis holds a "
+			    "password: put it in state.redis_password_file)");
+			return -1;
+		}
+		memcpy(s->redis_password, s->conf.redis.password,
+		    sizeof(s->redis_password));
+		return 0;
+	}
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errlen, "state.redis_password_file: %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(f), &st) == -1) {
+		snprintf(err, errlen, "state.redis_password_file: %s: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	if (auth_secret_mode_check(path, &st, err, errlen) == -1)
+		goto out;
+	if ((len = getline(&line, &cap, f)) == -1)
+		len = 0;
+	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		len--;
+	if (len == 0 || (size_t)len >= sizeof(s->redis_password) ||
+	    memchr(line, '\0', (size_t)len) != NULL) {
+		snprintf(err, errlen, "state.redis_password_file: %s: the first "
+		    "line must hold the password (1..%zu bytes)", path,
+		    sizeof(s->redis_password) - 1);
+		goto out;
+	}
+	memcpy(s->redis_password, line, (size_t)len);
+	s->redis_password[len] = '\0';
+	rc = 0;
+out:
+	if (line != NULL) {
+		explicit_bzero(line, cap);
+		free(line);
+	}
+	fclose(f);
+	return rc;
+}
+
 struct gw_snap *
 snap_load(const char *path, char *err, size_t errlen)
 {
@@ -89,8 +156,12 @@ snap_load(const char *path, char *err, size_t errlen)
 		goto err_tls;
 	if (s->conf.via.set && snap_load_via(s, err, errlen) == -1)
 		goto err_keys;
+	if (snap_load_redis(s, err, errlen) == -1)
+		goto err_via;
 	return s;
 
+err_via:
+	auth_keys_unref(s->via_keys);
 err_keys:
 	auth_keys_unref(s->keys);
 err_tls:
@@ -98,6 +169,7 @@ err_tls:
 err_users:
 	auth_userdb_unref(s->users);
 err_free:
+	explicit_bzero(&s->conf.redis, sizeof(s->conf.redis));
 	free(s);
 	return NULL;
 }
@@ -142,5 +214,7 @@ snap_unref(struct gw_snap *s)
 	SSL_CTX_free(s->tls);
 	auth_keys_unref(s->keys);
 	auth_keys_unref(s->via_keys);
+	explicit_bzero(s->redis_password, sizeof(s->redis_password));
+	explicit_bzero(&s->conf.redis, sizeof(s->conf.redis));
 	free(s);
 }

@@ -375,11 +375,11 @@ Test(conf, error_unknown_section)
 {
 	expect_err("[gateway]\nworkers = 2\n\n[socks]\n", 4,
 	    "[socks]: unknown section (gateway, socks5, tls, auth, convert, "
-	    "upstream, metrics or rule.NAME)");
+	    "upstream, metrics, state or rule.NAME)");
 	/* Found even with no keys in it. */
 	expect_err("[tls]\n[nope]\n[auth]\n", 2,
 	    "[nope]: unknown section (gateway, socks5, tls, auth, convert, "
-	    "upstream, metrics or rule.NAME)");
+	    "upstream, metrics, state or rule.NAME)");
 }
 
 Test(conf, error_unknown_key)
@@ -439,7 +439,7 @@ Test(conf, error_bad_rule_name)
 	expect_err("[socks5]\n[rule.a b]\n", 2, "[rule.a b]: a rule name is "
 	    "1..63 letters, digits, '-' or '_'");
 	expect_err("[rule]\n", 1, "[rule]: unknown section (gateway, socks5, "
-	    "tls, auth, convert, upstream, metrics or rule.NAME)");
+	    "tls, auth, convert, upstream, metrics, state or rule.NAME)");
 }
 
 Test(conf, rules_up_to_the_limit)
@@ -1222,4 +1222,91 @@ Test(conf, rule_list_limits)
 		    keys[k]);
 		expect_err(text, 3, msg);
 	}
+}
+
+Test(conf, state_redis)
+{
+	load_ok("[gateway]\n");
+	cr_assert(!conf.redis.set);
+	load_ok("[state]\nredis = redis://127.0.0.1:6380\n");
+	cr_assert(conf.redis.set);
+	cr_assert_str_eq(conf.redis.host, "127.0.0.1");
+	cr_assert_eq(conf.redis.port, 6380);
+	cr_assert_eq(conf.redis.db, 0);
+	cr_assert_str_eq(conf.redis.password, "");
+	cr_assert_str_eq(conf.redis.text, "redis://127.0.0.1:6380/0");
+	load_ok("[state]\nredis = redis://redis.example.net/3\n");
+	cr_assert_str_eq(conf.redis.host, "redis.example.net");
+	cr_assert_eq(conf.redis.port, 6379);
+	cr_assert_eq(conf.redis.db, 3);
+	load_ok("[state]\nredis = redis://[::1]\n");
+	cr_assert_str_eq(conf.redis.host, "::1");
+	cr_assert_eq(conf.redis.port, 6379);
+	cr_assert_str_eq(conf.redis.text, "redis://[::1]:6379/0");
+	load_ok("[state]\nredis = redis://[2001:db8::7]:7000/15\n");
+	cr_assert_str_eq(conf.redis.host, "2001:db8::7");
+	cr_assert_eq(conf.redis.port, 7000);
+	cr_assert_eq(conf.redis.db, 15);
+	load_ok("[state]\nredis =\n");
+	cr_assert(!conf.redis.set);
+}
+
+Test(conf, state_redis_credentials)
+{
+	load_ok("[state]\nredis = redis://:s3cret@10.0.0.5:6379/1\n");
+	cr_assert_str_eq(conf.redis.user, "");
+	cr_assert_str_eq(conf.redis.password, "s3cret");
+	/* The text for logs has no credentials. */
+	cr_assert_str_eq(conf.redis.text, "redis://10.0.0.5:6379/1");
+	load_ok("[state]\nredis = redis://mpgw:p%40ss%3aw%2Fd@h:1\n");
+	cr_assert_str_eq(conf.redis.user, "mpgw");
+	cr_assert_str_eq(conf.redis.password, "p@ss:w/d");
+	cr_assert_str_eq(conf.redis.host, "h");
+	/* An unencoded '@' in the password: the last one ends it. */
+	load_ok("[state]\nredis = redis://:a@b@h:1\n");
+	cr_assert_str_eq(conf.redis.password, "a@b");
+	cr_assert_str_eq(conf.redis.host, "h");
+}
+
+Test(conf, state_redis_errors)
+{
+	const char *bad = "state.redis: not redis://[[USER]:PASSWORD@]HOST"
+	    "[:PORT][/DB] (HOST an IPv4 address, [IPv6] or a name)";
+
+	expect_err("[state]\nredis = 127.0.0.1:6379\n", 2, bad);
+	expect_err("[state]\nredis = rediss://h:1\n", 2, bad);
+	expect_err("[state]\nredis = redis://\n", 2, bad);
+	expect_err("[state]\nredis = redis://h:0\n", 2, bad);
+	expect_err("[state]\nredis = redis://h:65536\n", 2, bad);
+	expect_err("[state]\nredis = redis://::1:6379\n", 2, bad);
+	expect_err("[state]\nredis = redis://h:1/x\n", 2, "state.redis: the "
+	    "database after '/' must be a number (0..65535)");
+	expect_err("[state]\nredis = redis://h:1/\n", 2, "state.redis: the "
+	    "database after '/' must be a number (0..65535)");
+	expect_err("[state]\nredis = redis://h:1/65536\n", 2, "state.redis: "
+	    "the database after '/' must be a number (0..65535)");
+	/* The password is never repeated in a message. */
+	expect_err("[state]\nredis = redis://s3cret@h:1\n", 2, "state.redis: "
+	    "the credentials before '@' must be USER:PASSWORD or :PASSWORD");
+	expect_err("[state]\nredis = redis://:@h:1\n", 2, "state.redis: the "
+	    "user or password is empty, too long or badly %-encoded");
+	expect_err("[state]\nredis = redis://:a%4@h:1\n", 2, "state.redis: "
+	    "the user or password is empty, too long or badly %-encoded");
+	expect_err("[state]\nredis = redis://:a%00b@h:1\n", 2, "state.redis: "
+	    "the user or password is empty, too long or badly %-encoded");
+	expect_err("[state]\nredis = redis://h:1\nredis = redis://h:2\n", 3,
+	    "state.redis: given twice (first at line 2)");
+	expect_err("[state]\nhost = h\n", 2, "state.host: unknown key");
+}
+
+Test(conf, state_redis_password_file)
+{
+	load_ok("[state]\nredis = redis://h:1\nredis_password_file = "
+	    "/etc/mpgw/redis.pass\n");
+	cr_assert_str_eq(conf.redis_password_file, "/etc/mpgw/redis.pass");
+	expect_err("[state]\nredis_password_file = p\n", 2,
+	    "state.redis_password_file: needs state.redis");
+	expect_err("[state]\nredis = redis://:pw@h:1\nredis_password_file = "
+	    "p\n", 3, "state.redis_password_file: state.redis has a password "
+	    "already");
 }
