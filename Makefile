@@ -25,7 +25,7 @@ BUILD   ?= build
 PROJ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
 	-Wformat=2 -Wmissing-prototypes -Wswitch-enum -pthread \
 	-I. -MMD -MP
-PKGS       = openssl inih libcares
+PKGS       = openssl inih libcares hiredis
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # Debian's libev ships no .pc file.
@@ -65,7 +65,7 @@ MAN_PAGES = $(BUILD)/man/mpgw.8 $(BUILD)/man/mpgw.ini.5
 # whichever are missing (as root), so a fresh machine needs nothing else.
 DEB_BUILD = build-essential pkg-config libev-dev libssl-dev libinih-dev \
 	libcriterion-dev libcrypt-dev libnetfilter-queue-dev libmnl-dev openssl \
-	libc-ares-dev python3
+	libc-ares-dev libhiredis-dev python3
 DEB_TEST  = python3 python3-pytest python3-socks curl wget ncat \
 	proxychains4 socat iproute2 iptables tcpdump whois procps dnsmasq-base \
 	systemd mandoc man-db prometheus haproxy

@@ -27,6 +27,7 @@
 #include "gateway/priv.h"
 #include "gateway/session.h"
 #include "gateway/snap.h"
+#include "gateway/state.h"
 #include "gateway/stats.h"
 #include "gateway/version.h"
 #include "gateway/worker.h"
@@ -354,6 +355,15 @@ run(bool debug)
 		if (worker_init(&workers[i], i, &snap->conf, err,
 		    sizeof(err)) == -1)
 			fatalx("%s", err);
+	/* One Redis connection per worker, on its loop (state.h). */
+	for (unsigned i = 0; i < n_workers && snap->conf.redis.set; i++)
+		if ((workers[i].state = state_new(workers[i].loop, i,
+		    &snap->conf, snap->redis_ip, snap->redis_password)) ==
+		    NULL)
+			fatal("state");
+	if (snap->conf.redis.set)
+		log_info("state: replay cache and login throttle shared in %s "
+		    "(%s)", snap->conf.redis.text, snap->redis_ip);
 	loop = ev_default_loop(EVFLAG_AUTO);
 	/* The main thread's loop: a scrape never waits on a worker. */
 	if (snap->conf.metrics_listen.len > 0 && metrics_start(loop,

@@ -69,6 +69,42 @@ err_keys:
 }
 
 /*
+ * state.redis's host, resolved once per load on the main thread (hiredis
+ * would resolve it on a worker's loop, blocking it): its first IPv4 or
+ * IPv6 address, numeric.
+ */
+static int
+snap_resolve_redis(struct gw_snap *s, char *err, size_t errlen)
+{
+	const struct conf_redis *r = &s->conf.redis;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+	    .ai_protocol = IPPROTO_TCP, .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *res, *ai;
+	char port[8];
+	int rc;
+
+	snprintf(port, sizeof(port), "%u", r->port);
+	if ((rc = getaddrinfo(r->host, port, &hints, &res)) != 0) {
+		snprintf(err, errlen, "%s: state.redis: %s: %s", s->conf.path,
+		    r->host, rc == EAI_SYSTEM ? strerror(errno) :
+		    gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next)
+		if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+		    getnameinfo(ai->ai_addr, ai->ai_addrlen, s->redis_ip,
+		    sizeof(s->redis_ip), NULL, 0, NI_NUMERICHOST) == 0)
+			break;
+	freeaddrinfo(res);
+	if (ai == NULL) {
+		snprintf(err, errlen, "%s: state.redis: %s has no IPv4 or IPv6 "
+		    "address", s->conf.path, r->host);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * state.redis's password: from redis_password_file (its first line, the
  * file a secret by its mode, as the users and keys files), or from the
  * URL, which is then a secret too: a config file others may read must
@@ -85,6 +121,10 @@ snap_load_redis(struct gw_snap *s, char *err, size_t errlen)
 	FILE *f;
 	int rc = -1;
 
+	if (!s->conf.redis.set)
+		return 0;
+	if (snap_resolve_redis(s, err, errlen) == -1)
+		return -1;
 	if (path[0] == '\0') {
 		if (s->conf.redis.password[0] == '\0')
 			return 0;

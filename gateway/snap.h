@@ -30,7 +30,8 @@ struct gw_snap {
 	size_t n_via;
 	struct sockaddr_storage via_addrs[SNAP_VIA_MAX];
 	socklen_t via_lens[SNAP_VIA_MAX];
-	/* state.redis: its password, from the URL or redis_password_file. */
+	/* state.redis: its address (resolved at load) and its password. */
+	char redis_ip[64];
 	char redis_password[256];
 };
 

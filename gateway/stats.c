@@ -85,6 +85,22 @@ stats_name(enum stat_id id)
 		return "upstream_tcp";
 	case STAT_PATH_OVERFLOW:
 		return "path_overflow";
+	case STAT_STATE_CLIENTS:
+		return "state_clients";
+	case STAT_STATE_CONNECTED:
+		return "state_connected";
+	case STAT_STATE_CONNECT_OK:
+		return "state_connect_ok";
+	case STAT_STATE_CONNECT_FAILED:
+		return "state_connect_failed";
+	case STAT_STATE_REPLAY_REQUESTS:
+		return "state_replay_requests";
+	case STAT_STATE_REPLAY_ERRORS:
+		return "state_replay_errors";
+	case STAT_STATE_THROTTLE_REQUESTS:
+		return "state_throttle_requests";
+	case STAT_STATE_THROTTLE_ERRORS:
+		return "state_throttle_errors";
 	}
 	return "?";
 }
@@ -378,8 +394,12 @@ enum fam {
 	FAM_PATH_OVERFLOW,
 	FAM_CONNECT,
 	FAM_REPLY,
+	FAM_STATE_UP,		/* these only with [state] redis */
+	FAM_STATE_CONNECTS,
+	FAM_STATE_REQUESTS,
+	FAM_STATE_ERRORS,
 };
-#define FAM_COUNT (FAM_REPLY + 1)
+#define FAM_COUNT (FAM_STATE_ERRORS + 1)
 
 static const struct {
 	const char *name;
@@ -426,6 +446,21 @@ static const struct {
 	[FAM_REPLY] = { "mpgw_reply_seconds", "histogram",
 	    "Time from accept to the queued success reply (SOCKS5 or "
 	    "Convert)." },
+	[FAM_STATE_UP] = { "mpgw_state_redis_up", "gauge",
+	    "1 when every worker is connected to the shared state's Redis; "
+	    "0 while any is not (its Convert Auth fails closed, its logins "
+	    "use the in-process throttle)." },
+	[FAM_STATE_CONNECTS] = { "mpgw_state_redis_connections_total",
+	    "counter", "Connection attempts to the shared state's Redis, by "
+	    "result: ok (connected, handshake done) or failed." },
+	[FAM_STATE_REQUESTS] = { "mpgw_state_requests_total", "counter",
+	    "Questions to the shared state's Redis, by op: replay (Convert "
+	    "nonces) or throttle (failed logins)." },
+	[FAM_STATE_ERRORS] = { "mpgw_state_errors_total", "counter",
+	    "Questions Redis did not answer (unreachable, error reply, no "
+	    "answer within 1 s), by op: a replay one refuses the Convert "
+	    "message (Error 65), a throttle one falls back to the "
+	    "in-process throttle." },
 };
 
 /* Where atomic_uint_fast64_t id goes: its family and its labels ({...}), if any. */
@@ -475,6 +510,28 @@ stat_export(enum stat_id id, const char **labels)
 		return FAM_UPSTREAM;
 	case STAT_PATH_OVERFLOW:
 		return FAM_PATH_OVERFLOW;
+	case STAT_STATE_CLIENTS:
+	case STAT_STATE_CONNECTED:
+		/* mpgw_state_redis_up is made of the two. */
+		return FAM_NONE;
+	case STAT_STATE_CONNECT_OK:
+		*labels = "{result=\"ok\"}";
+		return FAM_STATE_CONNECTS;
+	case STAT_STATE_CONNECT_FAILED:
+		*labels = "{result=\"failed\"}";
+		return FAM_STATE_CONNECTS;
+	case STAT_STATE_REPLAY_REQUESTS:
+		*labels = "{op=\"replay\"}";
+		return FAM_STATE_REQUESTS;
+	case STAT_STATE_REPLAY_ERRORS:
+		*labels = "{op=\"replay\"}";
+		return FAM_STATE_ERRORS;
+	case STAT_STATE_THROTTLE_REQUESTS:
+		*labels = "{op=\"throttle\"}";
+		return FAM_STATE_REQUESTS;
+	case STAT_STATE_THROTTLE_ERRORS:
+		*labels = "{op=\"throttle\"}";
+		return FAM_STATE_ERRORS;
 	}
 	return FAM_NONE;
 }
@@ -588,8 +645,13 @@ put_paths(FILE *f, const char *name)
 int
 stats_write_prometheus(FILE *f)
 {
+	bool state = stats_get(STAT_STATE_CLIENTS) > 0;
+
 	for (int fam = FAM_BUILD_INFO; fam < FAM_COUNT; fam++) {
 		const char *name = fams[fam].name, *labels;
+
+		if (fam >= FAM_STATE_UP && !state)
+			break;	/* no [state] redis: nothing to say */
 
 		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name,
 		    fams[fam].help, name, fams[fam].type);
@@ -616,6 +678,10 @@ stats_write_prometheus(FILE *f)
 		case FAM_REPLY:
 			put_hist(f, name, &hists[STAT_H_REPLY]);
 			break;
+		case FAM_STATE_UP:
+			fprintf(f, "%s %d\n", name, stats_get(STAT_STATE_CONNECTED)
+			    >= stats_get(STAT_STATE_CLIENTS) ? 1 : 0);
+			break;
 		case FAM_NONE:
 		case FAM_STARTED:
 		case FAM_OPEN:
@@ -624,6 +690,9 @@ stats_write_prometheus(FILE *f)
 		case FAM_REFUSED:
 		case FAM_UPSTREAM:
 		case FAM_PATH_OVERFLOW:
+		case FAM_STATE_CONNECTS:
+		case FAM_STATE_REQUESTS:
+		case FAM_STATE_ERRORS:
 			for (int id = 0; id < STAT_COUNT; id++)
 				if (stat_export((enum stat_id)id, &labels) ==
 				    (enum fam)fam)

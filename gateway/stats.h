@@ -39,8 +39,16 @@ enum stat_id {
 	STAT_UPSTREAM_FALLBACK,		/* MPTCP sockets that fell back to TCP */
 	STAT_UPSTREAM_TCP,		/* plain TCP sockets (upstream.mptcp off) */
 	STAT_PATH_OVERFLOW,		/* subflows counted as local="other" */
+	STAT_STATE_CLIENTS,		/* Redis clients (one per worker; a gauge) */
+	STAT_STATE_CONNECTED,		/* of them connected now (a gauge) */
+	STAT_STATE_CONNECT_OK,		/* connections made (handshake done) */
+	STAT_STATE_CONNECT_FAILED,	/* attempts that failed */
+	STAT_STATE_REPLAY_REQUESTS,	/* Convert replay questions to Redis */
+	STAT_STATE_REPLAY_ERRORS,	/* of them unanswered: Convert refused */
+	STAT_STATE_THROTTLE_REQUESTS,	/* throttle questions to Redis */
+	STAT_STATE_THROTTLE_ERRORS,	/* unanswered: in-process throttle used */
 };
-#define STAT_COUNT (STAT_PATH_OVERFLOW + 1)
+#define STAT_COUNT (STAT_STATE_THROTTLE_ERRORS + 1)
 
 /* Histograms; their buckets are in stats.c. */
 enum stat_hist {

@@ -12,6 +12,7 @@
 
 #include "gateway/mptcp.h"
 #include "gateway/session.h"
+#include "gateway/state.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -301,6 +302,8 @@ worker_fini(struct worker *w)
 	pool_doneq_fini(&w->doneq);
 	resolver_free(w->resolver);
 	w->resolver = NULL;
+	state_free(w->state);
+	w->state = NULL;
 	ev_async_stop(w->loop, &w->wake);
 	worker_shed_fds(w);
 	while (w->free_bufs != NULL) {

@@ -38,6 +38,7 @@ struct listener {
 #define WORKER_FREE_PIPES 16
 
 struct session;
+struct state;
 TAILQ_HEAD(session_list, session);
 
 struct worker {
@@ -54,6 +55,7 @@ struct worker {
 	atomic_int command;		/* enum worker_cmd */
 	struct pool_doneq doneq;
 	struct resolver *resolver;	/* name lookups on this loop */
+	struct state *state;		/* [state] redis; NULL: in-process */
 	struct session_list sessions;
 	unsigned n_sessions;
 	bool draining;
