@@ -4,15 +4,18 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #include "auth/throttle.h"
 #include "conf/conf.h"
 #include "gateway/session.h"
 #include "gateway/srclimit.h"
+#include "gateway/state.h"
 #include "gateway/stats.h"
 #include "gateway/worker.h"
 #include "lib/addr.h"
 #include "lib/log.h"
+#include "lib/util.h"
 
 /*
  * At most one refusal warning a second for the whole process and each
@@ -57,6 +60,10 @@ admit_source(const struct gw_conf *c, const struct sockaddr *peer,
 {
 	char buf[ADDR_STR_MAX];
 
+	/*
+	 * The in-process throttle only, never a round trip (admit.h): it
+	 * holds the blocks Redis reported to this instance too.
+	 */
 	if (auth_throttle_blocked(peer, now)) {
 		/* Too many failed logins from there: refuse for a while. */
 		stats_add(STAT_REFUSED_THROTTLE, 1);
@@ -118,6 +125,13 @@ admit_login_allowed(struct session *s)
 	return false;
 }
 
+bool
+admit_login_ask(struct session *s, struct state_req *r)
+{
+	return s->w->state != NULL && state_blocked(s->w->state,
+	    (const struct sockaddr *)&s->peer, r) == 0;
+}
+
 /*
  * Has the client completed the TCP handshake? With TCP Fast Open the
  * gateway reads a client's first bytes in SYN_RECV, before the ACK that
@@ -169,9 +183,59 @@ admit_count_failure(struct session *s)
 	return delay;
 }
 
+/* A failure counted in Redis too: the hold waits for its answer. */
+struct admit_fail {
+	struct state_req r;
+	struct session *s;
+	double delay;		/* the in-process throttle's */
+	double since;
+};
+
+/*
+ * Redis has counted the failure of af->s (or could not): hold the reply
+ * for the delay of every instance's count, less the time the question
+ * took. Without an answer the in-process delay stands.
+ */
+static void
+admit_fail_done(struct state_req *r)
+{
+	struct admit_fail *af = container_of(r, struct admit_fail, r);
+	struct session *s = af->s;
+	const struct gw_conf *c;
+	double delay = af->delay, left;
+
+	if (r->cancelled) {
+		free(af);
+		return;
+	}
+	s->sreq = NULL;
+	c = sess_conf(s);
+	if (r->status == STATE_OK) {
+		if (auth_throttle_delay(r->fails, c->fail_delay_max) > delay)
+			delay = auth_throttle_delay(r->fails,
+			    c->fail_delay_max);
+		if (r->block_started)
+			log_warnx("session %" PRIu64 ": %s: %u failed logins "
+			    "(every instance's): address refused for %u s",
+			    s->id, s->client, r->fails, c->fail_block);
+	}
+	left = delay - (ev_now(s->w->loop) - af->since);
+	free(af);
+	if (s->state != SESS_HOLD)
+		return;
+	if (left > 0.001) {
+		sess_timer_set(s, left);
+		return;
+	}
+	sess_set_state(s, SESS_CLOSING);
+	sess_process(s);
+}
+
 void
 admit_login_failed(struct session *s)
 {
+	const struct gw_conf *c = sess_conf(s);
+	struct admit_fail *af;
 	double delay;
 
 	if (!admit_handshake_done(s->cfd)) {
@@ -180,7 +244,25 @@ admit_login_failed(struct session *s)
 		    "handshake completed: counted only once it does", s->id);
 		return;
 	}
-	if ((delay = admit_count_failure(s)) > 0) {
+	delay = admit_count_failure(s);
+	if (s->w->state != NULL && (af = calloc(1, sizeof(*af))) != NULL) {
+		af->r.done = admit_fail_done;
+		af->s = s;
+		af->delay = delay;
+		af->since = ev_now(s->w->loop);
+		if (state_fail(s->w->state, (const struct sockaddr *)&s->peer,
+		    s->user[0] != '\0' ? s->user : NULL, c->fail_limit,
+		    c->fail_block, &af->r) == 0) {
+			s->sreq = &af->r;
+			sess_set_state(s, SESS_HOLD);
+			/* A bound only: the answer, or its failure, comes first. */
+			sess_timer_set(s, delay > 2 * STATE_TIMEOUT ? delay :
+			    2 * STATE_TIMEOUT);
+			return;
+		}
+		free(af);
+	}
+	if (delay > 0) {
 		sess_set_state(s, SESS_HOLD);
 		sess_timer_set(s, delay);
 	}
@@ -189,8 +271,16 @@ admit_login_failed(struct session *s)
 void
 admit_session_end(struct session *s)
 {
-	if (s->login_unproven && admit_handshake_done(s->cfd))
+	const struct gw_conf *c = sess_conf(s);
+
+	if (s->login_unproven && admit_handshake_done(s->cfd)) {
 		(void)admit_count_failure(s);
+		/* Nobody waits: the answer only teaches this instance a block. */
+		if (s->w->state != NULL)
+			(void)state_fail(s->w->state, (const struct sockaddr *)
+			    &s->peer, s->user[0] != '\0' ? s->user : NULL,
+			    c->fail_limit, c->fail_block, NULL);
+	}
 	s->login_unproven = false;
 }
 
@@ -199,4 +289,7 @@ admit_login_ok(struct session *s)
 {
 	auth_throttle_success((const struct sockaddr *)&s->peer, s->user,
 	    ev_now(s->w->loop));
+	if (s->w->state != NULL)
+		(void)state_login_ok(s->w->state, (const struct sockaddr *)
+		    &s->peer, s->user);
 }

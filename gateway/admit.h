@@ -9,6 +9,16 @@
  * balancer's (nginx: realip before limit_conn): admit_open() at accept,
  * admit_source() once the client's address is known. A listener without
  * PROXY knows it at accept and runs both at once (admit_connection).
+ *
+ * With [state] redis the throttle is shared by every instance (state.h):
+ * failures and successes go to Redis as well as to the in-process
+ * throttle, which keeps counting so that it can take over at once when
+ * Redis is unreachable, and which learns every block Redis reports. The
+ * accept-time check asks only the in-process throttle: a round trip to
+ * Redis for every connection would slow every client for the sake of a
+ * few, and a blocked source still meets the shared block before its
+ * first password check here (admit_login_ask), after which this instance
+ * refuses it at accept for the rest of the block.
  */
 #ifndef MPGW_ADMIT_H
 #define MPGW_ADMIT_H
@@ -18,6 +28,7 @@
 
 struct gw_conf;
 struct session;
+struct state_req;
 
 struct admit_slot {
 	bool open;	/* counted in STAT_OPEN */
@@ -57,6 +68,15 @@ void admit_refuse_proxy(const struct sockaddr *peer, const char *why,
  * was accepted counts too.
  */
 bool admit_login_allowed(struct session *s);
+/*
+ * With the shared state: after admit_login_allowed() said yes, ask Redis
+ * whether s's source is blocked elsewhere, with r (its done() set by the
+ * caller), and return true: the caller waits for r->done(), then asks
+ * admit_login_allowed() again, which by then knows any block Redis
+ * reported. false when there is no shared state or it is unreachable
+ * (the in-process throttle's yes stands); nothing is asked then.
+ */
+bool admit_login_ask(struct session *s, struct state_req *r);
 /*
  * A failed login (password or Convert key) by s, whose failure reply is
  * queued: count it against the client's source, and hold the reply back

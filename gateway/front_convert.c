@@ -8,6 +8,8 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -18,6 +20,7 @@
 #include "gateway/dial.h"
 #include "gateway/session.h"
 #include "gateway/snap.h"
+#include "gateway/state.h"
 #include "gateway/stats.h"
 #include "gateway/worker.h"
 #include "lib/log.h"
@@ -64,20 +67,36 @@ cv_fail(struct session *s, uint8_t code, enum sess_result r)
 	sess_set_state(s, SESS_CLOSING);
 }
 
+/* A replayed message: log it (with the replay count), for the result. */
+static enum sess_result
+cv_replayed(struct session *s, const char *user)
+{
+	char esc[SESS_ESC_MAX];
+
+	log_warnx("session %" PRIu64 ": %s: replayed Convert message for user "
+	    "%s refused (%" PRIu64 " so far)", s->id, s->client,
+	    log_escape(user, esc, sizeof(esc)),
+	    stats_add(STAT_CONVERT_REPLAYS, 1));
+	return SESS_RES_CONVERT_REPLAY;
+}
+
 /*
  * Check the Auth TLV of m (and that one is there when required): a known
  * user, a valid MAC, a fresh timestamp, a nonce not seen before. Returns
- * SESS_RES_OK, or why not.
+ * SESS_RES_OK, or why not. With the shared state, *shared is set when
+ * the nonce (and the source's block) must still be asked of Redis: this
+ * instance has judged the time window and its own memory of nonces, but
+ * another instance may have seen the message.
  */
 static enum sess_result
-cv_auth(struct session *s, const struct conv_msg *m)
+cv_auth(struct session *s, const struct conv_msg *m, bool *shared)
 {
 	const struct gw_conf *c = sess_conf(s);
 	uint8_t key[CONV_KEY_LEN];
-	char esc[SESS_ESC_MAX];
 	double now = (double)time(NULL);
 	bool ok;
 
+	*shared = false;
 	if (!m->has_auth)
 		return c->convert_require_auth ? SESS_RES_CONVERT_NO_AUTH :
 		    SESS_RES_OK;
@@ -95,19 +114,110 @@ cv_auth(struct session *s, const struct conv_msg *m)
 	switch (auth_replay_check_msg(m->user, m->nonce, m->ts, now,
 	    c->convert_max_skew)) {
 	case AUTH_REPLAY_MSG_FRESH:
+		*shared = s->w->state != NULL;
 		return SESS_RES_OK;
 	case AUTH_REPLAY_MSG_STALE:
 		return SESS_RES_CONVERT_STALE;
 	case AUTH_REPLAY_MSG_SEEN:
-		log_warnx("session %" PRIu64 ": %s: replayed Convert message "
-		    "for user %s refused (%" PRIu64 " so far)", s->id,
-		    s->client, log_escape(m->user, esc, sizeof(esc)),
-		    stats_add(STAT_CONVERT_REPLAYS, 1));
-		return SESS_RES_CONVERT_REPLAY;
+		return cv_replayed(s, m->user);
 	case AUTH_REPLAY_MSG_FULL:
+		/* Redis remembers: the local table is only a first look. */
+		if (s->w->state != NULL) {
+			*shared = true;
+			return SESS_RES_OK;
+		}
 		return SESS_RES_CONVERT_REPLAY_CACHE_FULL;
 	}
 	return SESS_RES_SYSTEM_ERROR;
+}
+
+/* The shared state's question about one message. */
+struct cv_shared {
+	struct state_req r;
+	struct session *s;
+	char user[256];
+};
+
+/*
+ * No answer from the shared state: fail closed, since another instance
+ * may have accepted this very message (Error 65, a network failure: the
+ * client may try again with a new message).
+ */
+static void
+cv_unavailable(struct session *s)
+{
+	static _Atomic double last;
+	double now = ev_now(s->w->loop), prev = atomic_load(&last);
+
+	if (now - prev >= 1.0 && atomic_compare_exchange_strong(&last, &prev,
+	    now))
+		log_warnx("session %" PRIu64 ": %s: shared state unavailable: "
+		    "Convert Auth refused with Error 65 (%" PRIu64 " so far)",
+		    s->id, s->client, stats_get(STAT_STATE_REPLAY_ERRORS));
+	cv_fail(s, CONV_ERR_NETWORK_FAILURE, SESS_RES_STATE_UNAVAILABLE);
+}
+
+static void
+cv_shared_done(struct state_req *r)
+{
+	struct cv_shared *cs = container_of(r, struct cv_shared, r);
+	struct session *s = cs->s;
+
+	if (r->cancelled) {
+		free(cs);
+		return;
+	}
+	s->sreq = NULL;
+	if (r->status != STATE_OK)
+		cv_unavailable(s);
+	else if (!admit_login_allowed(s))
+		/* Blocked at another instance: learnt, counted, refused. */
+		cv_fail(s, CONV_ERR_NOT_AUTHORIZED, SESS_RES_THROTTLED);
+	else if (!r->fresh) {
+		cv_fail(s, CONV_ERR_NOT_AUTHORIZED, cv_replayed(s, cs->user));
+		admit_login_failed(s);
+	} else
+		dial_start(s);
+	free(cs);
+	sess_process(s);
+}
+
+/*
+ * Ask the shared state about m: 0 asked (cv_shared_done() goes on), -1
+ * failed (the session is failing).
+ */
+static int
+cv_ask_shared(struct session *s, const struct conv_msg *m)
+{
+	unsigned skew = sess_conf(s)->convert_max_skew;
+	struct cv_shared *cs;
+	long ttl;
+
+	if ((cs = calloc(1, sizeof(*cs))) == NULL) {
+		cv_fail(s, CONV_ERR_NETWORK_FAILURE, SESS_RES_NO_MEMORY);
+		return -1;
+	}
+	cs->r.done = cv_shared_done;
+	cs->s = s;
+	memcpy(cs->user, m->user, sizeof(cs->user));
+	/*
+	 * Remember the nonce until the message turns stale here (ts +
+	 * max_skew; a timestamp ahead of this clock makes that up to
+	 * 2 * max_skew away), and max_skew more for instances whose clock
+	 * is behind this one's: max_skew alone would forget a message
+	 * stamped ahead while it is still timely.
+	 */
+	ttl = (long)m->ts + 2 * (long)skew - (long)time(NULL);
+	if (ttl < 1)
+		ttl = 1;
+	if (state_replay(s->w->state, m->user, m->nonce, (unsigned)ttl,
+	    (const struct sockaddr *)&s->peer, &cs->r) == -1) {
+		free(cs);
+		cv_unavailable(s);
+		return -1;
+	}
+	s->sreq = &cs->r;
+	return 0;
 }
 
 /* The Convert Error code for a failed Auth check. */
@@ -128,7 +238,10 @@ cv_step(struct session *s)
 	socklen_t sslen;
 	enum sess_result r;
 	uint8_t err = 0;
+	bool shared;
 
+	if (s->sreq != NULL)
+		return 0;	/* the shared state is asked about the message */
 	switch (conv_parse_request(s->in, s->in_len, &m, &err)) {
 	case CONV_AGAIN:
 		return 0;
@@ -147,7 +260,7 @@ cv_step(struct session *s)
 		    SESS_RES_CONVERT_BAD_COOKIE : SESS_RES_CONVERT_NO_COOKIE);
 		return 1;
 	}
-	if ((r = cv_auth(s, &m)) != SESS_RES_OK) {
+	if ((r = cv_auth(s, &m, &shared)) != SESS_RES_OK) {
 		cv_fail(s, cv_auth_error(r), r);
 		if (cv_auth_error(r) == CONV_ERR_NOT_AUTHORIZED &&
 		    r != SESS_RES_THROTTLED)
@@ -174,6 +287,13 @@ cv_step(struct session *s)
 	}
 	/* What follows the message in the SYN is the client's first data. */
 	sess_consume(s, m.len);
+	/*
+	 * Only a message about to be served is asked of Redis: a refused
+	 * one has nothing to replay, and a nonce is written only for a MAC
+	 * that checked out.
+	 */
+	if (shared)
+		return cv_ask_shared(s, &m) == 0 ? 0 : 1;
 	dial_start(s);
 	return 1;
 }

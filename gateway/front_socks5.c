@@ -18,6 +18,7 @@
 #include "gateway/pool.h"
 #include "gateway/session.h"
 #include "gateway/snap.h"
+#include "gateway/state.h"
 #include "gateway/tlsio.h"
 #include "gateway/worker.h"
 #include "lib/addr.h"
@@ -214,8 +215,14 @@ s5_tls_close(struct session *s)
 
 /* --- AUTH (RFC 1929) -------------------------------------------------- */
 
+/*
+ * One login: the password check on a pool thread, and before it, with
+ * the shared state, the question whether the source is blocked at
+ * another instance (the password waits here meanwhile).
+ */
 struct auth_job {
 	struct pool_job job;
+	struct state_req sreq;
 	struct session *s;
 	struct gw_snap *snap;
 	bool ok;
@@ -272,19 +279,63 @@ s5_auth_result(struct session *s, bool ok)
 }
 
 static void
+auth_job_free(struct auth_job *aj)
+{
+	snap_unref(aj->snap);
+	explicit_bzero(aj->pass, sizeof(aj->pass));
+	free(aj);
+}
+
+static void
 auth_job_done(struct pool_job *job)
 {
 	struct auth_job *aj = container_of(job, struct auth_job, job);
 	struct session *s = aj->s;
 	bool cancelled = job->cancelled, ok = aj->ok;
 
-	snap_unref(aj->snap);
-	explicit_bzero(aj->pass, sizeof(aj->pass));
-	free(aj);
+	auth_job_free(aj);
 	if (cancelled)
 		return;
 	s->job = NULL;
 	s5_auth_result(s, ok);
+	sess_process(s);
+}
+
+/*
+ * Check aj's password: from the cache at once (aj freed; 1), or on a pool
+ * thread (crypt(3) is slow by design; 0, auth_job_done() answers).
+ */
+static int
+s5_auth_verify(struct session *s, struct auth_job *aj)
+{
+	if (auth_userdb_cached(s->snap->users, aj->user, aj->pass)) {
+		auth_job_free(aj);
+		s5_auth_result(s, true);
+		return 1;
+	}
+	s->job = &aj->job;
+	pool_submit(&aj->job, &s->w->doneq);
+	return 0;
+}
+
+/* The shared state answered whether the source is blocked elsewhere. */
+static void
+auth_shared_done(struct state_req *r)
+{
+	struct auth_job *aj = container_of(r, struct auth_job, sreq);
+	struct session *s = aj->s;
+
+	if (r->cancelled) {
+		auth_job_free(aj);
+		return;
+	}
+	s->sreq = NULL;
+	/* A block Redis reported is the in-process throttle's by now. */
+	if (!admit_login_allowed(s)) {
+		auth_job_free(aj);
+		s5_auth_refused(s);
+	} else
+		(void)s5_auth_verify(s, aj);
 	sess_process(s);
 }
 
@@ -296,7 +347,7 @@ s5_auth(struct session *s)
 	size_t used;
 	int rc = 1;
 
-	if (s->job != NULL)
+	if (s->job != NULL || s->sreq != NULL)
 		return 0;
 	/* tls-login: a certificate-named client may go straight on. */
 	if (s->method == SOCKS5_METHOD_TLS_LOGIN && s->cert_user &&
@@ -320,11 +371,6 @@ s5_auth(struct session *s)
 		s5_auth_refused(s);
 		goto out;
 	}
-	if (auth_userdb_cached(s->snap->users, up.user, up.pass)) {
-		s5_auth_result(s, true);
-		goto out;
-	}
-	/* crypt(3) is slow by design: hash on a pool thread. */
 	if ((aj = calloc(1, sizeof(*aj))) == NULL) {
 		sess_set_result(s, SESS_RES_NO_MEMORY);
 		s5_auth_result(s, false);
@@ -332,13 +378,17 @@ s5_auth(struct session *s)
 	}
 	aj->job.work = auth_job_work;
 	aj->job.done = auth_job_done;
+	aj->sreq.done = auth_shared_done;
 	aj->s = s;
 	aj->snap = snap_ref(s->snap);
 	memcpy(aj->user, up.user, sizeof(aj->user));
 	memcpy(aj->pass, up.pass, sizeof(aj->pass));
-	s->job = &aj->job;
-	pool_submit(&aj->job, &s->w->doneq);
-	rc = 0;
+	if (admit_login_ask(s, &aj->sreq)) {
+		s->sreq = &aj->sreq;
+		rc = 0;
+		goto out;
+	}
+	rc = s5_auth_verify(s, aj);
 out:
 	explicit_bzero(&up, sizeof(up));
 	return rc;

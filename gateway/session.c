@@ -15,6 +15,7 @@
 #include "gateway/pool.h"
 #include "gateway/proxyhdr.h"
 #include "gateway/snap.h"
+#include "gateway/state.h"
 #include "gateway/stats.h"
 #include "gateway/tlsio.h"
 #include "gateway/worker.h"
@@ -154,6 +155,8 @@ sess_result_name(enum sess_result r)
 		return "convert-replay-cache-full";
 	case SESS_RES_CONVERT_BAD_ADDRESS:
 		return "convert-bad-address";
+	case SESS_RES_STATE_UNAVAILABLE:
+		return "state-unavailable";
 	}
 	return "?";
 }
@@ -227,6 +230,7 @@ sess_cancel_job(struct session *s)
 		s->job->cancelled = true;
 		s->job = NULL;
 	}
+	state_cancel(&s->sreq);
 }
 
 /* Send queued bytes: 1 all sent, 0 some left, -1 client failed. */
@@ -486,11 +490,16 @@ sess_reads_input(const struct session *s)
 	switch (s->state) {
 	case SESS_GREETING:
 	case SESS_REQUEST:
-	case SESS_CONVERT:
 	case SESS_EARLY:
 		return true;
+	case SESS_CONVERT:
+		/*
+		 * Not while the shared state is asked about the message: a
+		 * client's FIN behind it must wait for the relay.
+		 */
+		return s->sreq == NULL;
 	case SESS_AUTH:
-		return s->job == NULL;
+		return s->job == NULL && s->sreq == NULL;
 	case SESS_PROXY:	/* proxyhdr.c reads the header itself */
 	case SESS_TLS:
 	case SESS_RESOLVE:

@@ -29,6 +29,7 @@ struct dial;
 struct gw_snap;
 struct listener;
 struct pool_job;
+struct state_req;
 struct stats_paths;
 struct tlsio;
 struct worker;
@@ -106,8 +107,9 @@ enum sess_result {
 	SESS_RES_CONVERT_REPLAY,
 	SESS_RES_CONVERT_REPLAY_CACHE_FULL,
 	SESS_RES_CONVERT_BAD_ADDRESS,
+	SESS_RES_STATE_UNAVAILABLE,	/* Convert Auth: no answer from Redis */
 };
-#define SESS_RES_COUNT (SESS_RES_CONVERT_BAD_ADDRESS + 1)
+#define SESS_RES_COUNT (SESS_RES_STATE_UNAVAILABLE + 1)
 
 struct session;
 
@@ -168,6 +170,7 @@ struct session {
 	ev_tstamp started;
 	ev_tstamp dial_started;		/* dial_start(), for the connect time */
 	struct pool_job *job;		/* outstanding, owned by the pool */
+	struct state_req *sreq;		/* a question to the shared state */
 	struct dial *dial;
 	struct relay relay;
 	struct mptcp_stat mst;		/* upstream leg's MPTCP state, merged */
@@ -250,7 +253,10 @@ void sess_process(struct session *s);
 void sess_close(struct session *s);
 /* How long a failed session waits for the client to read its reply. */
 #define SESS_LINGER_TIME 2.0
-/* Cancel an outstanding pool job (its done() will free it). */
+/*
+ * Cancel an outstanding pool job and shared-state question (their done()
+ * will free them).
+ */
 void sess_cancel_job(struct session *s);
 
 #endif
