@@ -17,7 +17,7 @@ exec` in gw (the gateway) can resolve it; cli has no route to srv.
   or a close, never a hang, and the gateway still serves afterwards;
 - a Silent request whose target refuses: the client gets a reset.
 
-Raw messages come from the encoder below and are sent from the cli
+Raw messages come from tests/integration/convertmsg.py and are sent from the cli
 namespace by tests/lab/convert_client.py.
 
 Run as root:  MPGW_BUILD=build /usr/bin/python3 -m pytest \
@@ -26,13 +26,13 @@ Run as root:  MPGW_BUILD=build /usr/bin/python3 -m pytest \
 
 import base64
 import hashlib
-import hmac
 import json
 import os
 import re
 import shutil
 import socket
 import struct
+import sys
 import time
 
 import pytest
@@ -48,60 +48,24 @@ FILE_SIZE = 1 << 20
 CONVERT_CLIENT = os.path.join(lu.HERE, "convert_client.py")
 SYN_SPOOF = os.path.join(lu.HERE, "syn_spoof.py")
 
-OK_REPLY = bytes.fromhex("01022263" "14010000")
-
-
-def err_reply(code, value=0):
-    return bytes([1, 2, 0x22, 0x63, 30, 1, code, value])
-
-
 SKIP = lu.skip_reason(lu.MPGW, lu.LIB, lu.MPGW_RUN,
                       tools=("mkpasswd", "curl", "wget"))
 pytestmark = pytest.mark.skipif(SKIP is not None, reason=SKIP or "")
 
 
-# --- a small Convert encoder (DESIGN.md section 4) ---------------------------
+# --- the Convert encoder, shared with tests/integration ----------------------
 
-def tlv(t, value):
-    """Type, Length (words, with type and length), value, zero padding."""
-    raw = bytes([t, 0]) + value
-    raw += b"\0" * (-len(raw) % 4)
-    return bytes([t, len(raw) // 4]) + raw[2:]
+sys.path.insert(0, os.path.join(os.path.dirname(lu.HERE), "integration"))
+import convertmsg as cm  # noqa: E402
 
-
-def connect_tlv(ip, port):
-    return tlv(10, struct.pack("!H", port) + b"\0" * 10 + b"\xff\xff" +
-               socket.inet_aton(ip))
+OK_REPLY, err_reply = cm.OK_REPLY, cm.err_reply
+tlv, connect_tlv, connect_name_tlv = cm.tlv, cm.connect_tlv, cm.connect_name_tlv
+SILENT, INFO = cm.SILENT, cm.INFO
 
 
-def connect_name_tlv(name, port):
-    n = name.encode()
-    return tlv(0xc0, struct.pack("!HB", port, len(n)) + n)
-
-
-SILENT = tlv(0xc2, b"\0\0")
-INFO = tlv(1, b"\0\0")
-
-
-def message(tlvs, user=USER, key=None, ts=None, nonce=None, total=None):
-    """Header + TLVs (+ Auth, signed with key, when user is set). total
-    overrides the header's Total Length (words)."""
-    body = b"".join(tlvs)
-    auth = b""
-    if user is not None:
-        u = user.encode()
-        alen = 36 + len(u)
-        alen += -alen % 4
-        auth = (bytes([0xc1, alen // 4, 0, len(u)]) +
-                struct.pack("!I", int(time.time()) if ts is None else ts) +
-                (os.urandom(12) if nonce is None else nonce) + u)
-    size = 4 + len(body) + (alen if user is not None else 0)
-    words = size // 4 if total is None else total
-    msg = bytes([1, words, 0x22, 0x63]) + body + auth
-    if user is not None:
-        msg += hmac.new(key, msg, hashlib.sha256).digest()[:16]
-        msg += b"\0" * (alen - len(auth) - 16)
-    return msg
+def message(tlvs, user=USER, **kw):
+    """cm.message(), signing as the lab's user unless told otherwise."""
+    return cm.message(tlvs, user, **kw)
 
 
 def http_get(path, host):
