@@ -9,7 +9,9 @@
 #   2. connection rate and exchange latency p50/p99/p999 at concurrency 64:
 #      mpgw (SOCKS5, both upstream modes, and Convert), Dante, microsocks,
 #      with direct as the reference;
-#   3. memory: PSS/RSS per held relayed connection with N idle connections.
+#   3. memory: PSS/RSS per held relayed connection with N idle connections;
+#   4. the shared state's cost: Convert connection rate with the replay
+#      cache in-process and in a loopback Redis ([state] redis).
 # Medians over BENCH_REPEATS runs; raw and median rows in
 # tests/bench/results/*.csv; ratio tables on stdout.
 #
@@ -20,7 +22,7 @@
 #
 # Environment (defaults in brackets):
 #   BENCH_PARTS       which parts: "loopback lab" [loopback lab]
-#   BENCH_SECTIONS    loopback sections [throughput connrate memory]
+#   BENCH_SECTIONS    loopback sections [throughput connrate memory redis]
 #   BENCH_REPEATS     repeats per measurement [3]
 #   BENCH_MB          MiB per throughput run, split over its streams [2048]
 #   BENCH_CONC        connrate concurrency [64]
@@ -57,7 +59,7 @@ SECS=${BENCH_SECS:-4}
 HOLD_N=${BENCH_HOLD_N:-10000}
 HOLD_SECS=${BENCH_HOLD_SECS:-3}
 PARTS=${BENCH_PARTS:-loopback lab}
-SECTIONS=${BENCH_SECTIONS:-throughput connrate memory}
+SECTIONS=${BENCH_SECTIONS:-throughput connrate memory redis}
 LAB_SECS=${BENCH_LAB_SECS:-8}
 
 # Loopback ports (private namespace; below the ephemeral range).
@@ -520,6 +522,104 @@ mem_table() {
 
 # --- loopback part ----------------------------------------------------------
 
+# --- 4. the shared state's cost (Redis) -------------------------------------
+
+P_REDIS=21379
+P_CONV_L=21095		# mpgw Convert, replay cache in-process
+P_CONV_R=21096		# the same mpgw config plus [state] redis
+
+# bench_redis: Convert connection rate (every message signed, so every
+# accept checks a nonce) against two mpgw that differ only in [state]
+# redis, runs alternating, one redis-server on loopback. What the Redis
+# round trip (SET NX EX plus the block check, one script) costs per
+# accepted connection.
+bench_redis() {
+	if ! command -v redis-server >/dev/null 2>&1; then
+		say "run.sh: redis-server not installed; skipping redis"
+		return 0
+	fi
+	if [ ! -x "$MPGW" ]; then
+		say "run.sh: $MPGW not built; skipping redis"
+		return 0
+	fi
+	redis-server --port $P_REDIS --bind 127.0.0.1 --save "" \
+	    --appendonly no --dir "$TMP" --daemonize no >"$TMP/redis.log" 2>&1 &
+	started $!
+	wait_port $P_REDIS ||
+	    { say "run.sh: redis-server did not start"; return 0; }
+	for v in local redis; do
+		port=$P_CONV_L
+		[ $v = redis ] && port=$P_CONV_R
+		{
+			printf '[gateway]\nworkers = 2\nlog_level = info\n'
+			printf 'access_log = off\n[socks5]\nlisten =\n'
+			printf '[convert]\nlisten = 127.0.0.1:%s\n' $port
+			printf 'require_auth = yes\ntfo_no_cookie = yes\n'
+			printf 'keys = tests/bench/conf/convert-keys\n'
+			printf '[upstream]\nmptcp = off\n'
+			[ $v = redis ] && printf '[state]\nredis = %s\n' \
+			    "redis://127.0.0.1:$P_REDIS"
+		} >"$TMP/mpgw-conv-$v.ini"
+		"$MPGW" -c "$TMP/mpgw-conv-$v.ini" 2>"$TMP/mpgw-conv-$v.log" &
+		started $!
+		wait_port $port ||
+		    { say "run.sh: mpgw ($v) did not start"; return 0; }
+	done
+	i=0
+	while [ "$(grep -c 'connected to redis' "$TMP/mpgw-conv-redis.log")" \
+	    -lt 2 ] && [ $i -lt 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	out=$RES/redis.csv
+	echo "label,repeat,cps,p50_us,p99_us,p999_us,conns,errors" >"$out"
+	say "== redis: Convert connrate, concurrency $CONC, ${SECS}s," \
+	    "$REPEATS repeats, in-process vs Redis"
+	r=1
+	while [ $r -le "$REPEATS" ]; do
+		for v in local redis; do
+			port=$P_CONV_L
+			[ $v = redis ] && port=$P_CONV_R
+			LINE=$("$SB" --proxy convert --gw 127.0.0.1:$port \
+			    --target 127.0.0.1:$P_SRV --user $CONV_USER \
+			    --key "$CONV_KEY" --label "convert-$v" \
+			    --mode connrate --concurrency "$CONC" \
+			    --duration "$SECS" 2>>"$TMP/sb.log" | tail -n 1)
+			check_targets
+			echo "convert-$v,$r,$(kv "$LINE" cps)\
+,$(kv "$LINE" p50_us),$(kv "$LINE" p99_us),$(kv "$LINE" p999_us)\
+,$(kv "$LINE" conns),$(kv "$LINE" errors)" >>"$out"
+		done
+		r=$((r + 1))
+	done
+	echo
+	echo "Convert connection rate, replay cache in-process vs in Redis" \
+	    "(concurrency $CONC, median of $REPEATS; ratio = conn/s vs" \
+	    "in-process)"
+	printf '%-15s %9s %6s %9s %9s %9s %7s\n' server conn/s ratio p50_us \
+	    p99_us p999_us errors
+	ref=$(awk -F, '$1 == "convert-local" && $3 != "" { print $3 }' \
+	    "$out" | median)
+	for v in local redis; do
+		rcol() {
+			awk -F, -v l="convert-$v" -v c="$1" \
+			    '$1 == l && $c != "" { print $c }' "$out" | median
+		}
+		c=$(rcol 3)
+		printf '%-15s %9s %6s %9s %9s %9s %7s\n' "convert-$v" "$c" \
+		    "$(ratio "$c" "$ref")" "$(rcol 4)" "$(rcol 5)" "$(rcol 6)" \
+		    "$(rcol 8)"
+		for k in 3:cps 4:p50_us 5:p99_us 6:p999_us; do
+			echo "redis,convert-$v,,$CONC,${k#*:},$(rcol "${k%%:*}")" \
+			    >>"$RES/summary.csv"
+		done
+	done
+	errs=$(grep -c 'state-unavailable\|unreachable\|lost' \
+	    "$TMP/mpgw-conv-redis.log")
+	[ "$errs" = 0 ] || say "run.sh: the Redis mpgw logged $errs" \
+	    "state error(s): see $TMP/mpgw-conv-redis.log"
+}
+
 loopback_inner() {
 	TMP=$(mktemp -d /tmp/mpgw-bench.XXXXXX)
 	trap cleanup EXIT
@@ -545,6 +645,7 @@ loopback_inner() {
 		throughput) bench_throughput ;;
 		connrate) bench_connrate ;;
 		memory) bench_memory ;;
+		redis) bench_redis ;;
 		*) say "run.sh: unknown section '$sec'" ;;
 		esac
 	done
