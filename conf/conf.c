@@ -930,10 +930,12 @@ static const struct conf_cmd conf_cmds[] = {
 	{ SECT_UPSTREAM, "relay", set_relay, GW(relay), 0, 0, 0 },
 	{ SECT_UPSTREAM, "buffer_size", set_uint, GW(buffer_size), 0, 4096,
 	    4194304 },
+	{ SECT_UPSTREAM, "mptcp_cache_ttl", set_duration, GW(mptcp_cache_ttl),
+	    0, 0, 86400 },
 	{ SECT_UPSTREAM, "via", set_via, GW(via), 0, 0, 0 },
-	{ SECT_UPSTREAM, "via_user", set_string, GW(via_user), 0, 1,
+	{ SECT_UPSTREAM, "via_user", set_string, GW(via_user), 0, 0,
 	    GW_LEN(via_user) },
-	{ SECT_UPSTREAM, "via_keys", set_string, GW(via_keys), 0, 1,
+	{ SECT_UPSTREAM, "via_keys", set_string, GW(via_keys), 0, 0,
 	    GW_LEN(via_keys) },
 	{ SECT_UPSTREAM, "via_tfo_no_cookie", set_bool, GW(via_tfo_no_cookie),
 	    0, 0, 0 },
@@ -1629,6 +1631,7 @@ conf_defaults(struct gw_conf *c)
 	c->auth_cache_ttl = 300;
 	c->convert_require_auth = true;
 	c->early_wait_ms = 20;
+	c->mptcp_cache_ttl = 600;
 	c->convert_max_skew = 30;
 	c->upstream_mptcp = true;
 	c->connect_timeout = 10;

@@ -153,6 +153,7 @@ struct gw_conf {
 					 * source, 0 = no limit */
 	char relay[16];			/* "auto", "buffer" or "splice" */
 	unsigned buffer_size;		/* bytes per direction */
+	unsigned mptcp_cache_ttl;	/* seconds a no-MPTCP server is remembered */
 	struct conf_via via;		/* via = convert://HOST:PORT */
 	char via_user[256];		/* whose key signs each Convert message */
 	char via_keys[CONF_PATH_MAX];	/* keys file holding via_user's key */

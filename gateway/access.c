@@ -71,7 +71,7 @@ access_write(const struct access_entry *e)
 	    ts, now.tv_nsec / 1000000, e->id, e->client,
 	    log_escape(e->user, user, sizeof(user)), e->method,
 	    log_escape(e->target, target, sizeof(target)), e->result,
-	    e->mptcp ? "yes" : "no", e->subflows, e->client_mptcp ? "yes" :
+	    e->mptcp, e->subflows, e->client_mptcp ? "yes" :
 	    "no", e->client_subflows, e->early ? "yes" : "no",
 	    e->up, e->down, e->duration);
 	if (n < 0)

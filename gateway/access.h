@@ -24,7 +24,7 @@ struct access_entry {
 	const char *method;
 	const char *target;	/* NULL: "-" */
 	const char *result;
-	bool mptcp;
+	const char *mptcp;	/* "yes", "no", "cached-no" */
 	unsigned subflows;
 	bool client_mptcp;	/* the client leg runs MPTCP (an MPTCP client) */
 	unsigned client_subflows;

@@ -14,6 +14,7 @@
 #include "auth/keys.h"
 #include "auth/rules.h"
 #include "conf/conf.h"
+#include "gateway/mpcache.h"
 #include "gateway/mptcp.h"
 #include "gateway/resolve.h"
 #include "gateway/session.h"
@@ -33,7 +34,9 @@ struct dial;
 
 struct dial_attempt {
 	int fd;
-	bool mptcp;
+	bool mptcp;		/* the socket is MPTCP */
+	bool cached_no;		/* plain TCP: the cache says no MPTCP there */
+	size_t idx;		/* its address in d->addrs */
 	ev_io io;
 	struct dial *d;
 };
@@ -198,6 +201,18 @@ dial_free(struct session *s)
 	s->dial = NULL;
 }
 
+/*
+ * What attempt a's connected socket fd is. Whether the server took MPTCP
+ * is known once its SYN-ACK is in.
+ */
+static enum sess_upstream
+dial_upstream(const struct dial_attempt *a, int fd)
+{
+	if (!a->mptcp)
+		return a->cached_no ? SESS_UP_CACHED_NO : SESS_UP_TCP;
+	return mptcp_active(fd) ? SESS_UP_MPTCP : SESS_UP_FALLBACK;
+}
+
 static void
 attempt_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -205,8 +220,8 @@ attempt_cb(struct ev_loop *loop, ev_io *io, int revents)
 	struct dial *d = a->d;
 	struct session *s = d->s;
 	socklen_t len = sizeof(int);
+	enum sess_upstream up;
 	int err = 0, fd;
-	bool mptcp;
 
 	(void)revents;
 	if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
@@ -215,10 +230,14 @@ attempt_cb(struct ev_loop *loop, ev_io *io, int revents)
 		/* The winner: the others and the dial go. */
 		ev_io_stop(loop, &a->io);
 		fd = a->fd;
-		mptcp = a->mptcp;
 		a->fd = -1;
+		up = dial_upstream(a, fd);
+		if (a->mptcp)
+			mpcache_note((const struct sockaddr *)&d->addrs[a->idx],
+			    up == SESS_UP_MPTCP, ev_now(loop),
+			    sess_conf(s)->mptcp_cache_ttl);
 		dial_free(s);
-		sess_dialed(s, fd, mptcp);
+		sess_dialed(s, fd, up);
 	} else {
 		d->last_err = err;
 		attempt_close(d, a);
@@ -283,6 +302,7 @@ dial_next(struct dial *d)
 		    (const struct sockaddr *)&d->addrs[d->next];
 		struct dial_attempt *a = NULL;
 		int one = 1;
+		bool want;
 
 		if (!dial_allowed(s, sa)) {
 			d->last_err = EACCES;
@@ -292,12 +312,15 @@ dial_next(struct dial *d)
 		for (size_t i = 0; i < DIAL_MAX_INFLIGHT && a == NULL; i++)
 			if (d->att[i].fd == -1)
 				a = &d->att[i];
-		a->fd = mptcp_socket(sa->sa_family,
-		    sess_conf(s)->upstream_mptcp, &a->mptcp);
+		a->idx = d->next;
+		want = sess_conf(s)->upstream_mptcp;
+		a->cached_no = want && sess_conf(s)->mptcp_cache_ttl > 0 &&
+		    mpcache_no_mptcp(sa, ev_now(loop));
+		want = want && !a->cached_no;
+		a->fd = mptcp_socket(sa->sa_family, want, &a->mptcp);
 		if (a->fd == -1 && (errno == EMFILE || errno == ENFILE) &&
 		    worker_shed_fds(s->w))
-			a->fd = mptcp_socket(sa->sa_family,
-			    sess_conf(s)->upstream_mptcp, &a->mptcp);
+			a->fd = mptcp_socket(sa->sa_family, want, &a->mptcp);
 		if (a->fd == -1) {
 			d->last_err = errno;
 			d->next++;
@@ -526,8 +549,8 @@ via_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 	struct dial *d = a->d;
 	struct session *s = d->s;
 	socklen_t len = sizeof(int);
+	enum sess_upstream up;
 	int err = 0, fd;
-	bool mptcp;
 	ssize_t n;
 
 	(void)revents;
@@ -569,10 +592,10 @@ via_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 	}
 	ev_io_stop(loop, io);
 	fd = a->fd;
-	mptcp = a->mptcp;
 	a->fd = -1;
+	up = dial_upstream(a, fd);
 	dial_free(s);
-	sess_dialed(s, fd, mptcp);
+	sess_dialed(s, fd, up);
 	sess_process(s);
 }
 

@@ -275,20 +275,35 @@ sess_reply_early(struct session *s)
 	s->front->reply_ok(s, NULL);
 }
 
+static enum stat_id
+sess_upstream_stat(enum sess_upstream up)
+{
+	switch (up) {
+	case SESS_UP_TCP:
+		return STAT_UPSTREAM_TCP;
+	case SESS_UP_MPTCP:
+		return STAT_UPSTREAM_MPTCP;
+	case SESS_UP_FALLBACK:
+		return STAT_UPSTREAM_FALLBACK;
+	case SESS_UP_CACHED_NO:
+		return STAT_UPSTREAM_CACHED_NO;
+	}
+	return STAT_UPSTREAM_TCP;
+}
+
 void
-sess_dialed(struct session *s, int fd, bool mptcp)
+sess_dialed(struct session *s, int fd, enum sess_upstream up)
 {
 	struct sockaddr_storage bnd;
 	socklen_t len = sizeof(bnd);
 
 	stats_observe(STAT_H_CONNECT, ev_now(s->w->loop) - s->dial_started);
-	/* Whether the server took MPTCP is known once the SYN-ACK is in. */
-	stats_add(!mptcp ? STAT_UPSTREAM_TCP : mptcp_active(fd) ?
-	    STAT_UPSTREAM_MPTCP : STAT_UPSTREAM_FALLBACK, 1);
+	stats_add(sess_upstream_stat(up), 1);
 	/* The reply (and 0x83's TLS close) get their own time. */
 	sess_timer_set(s, sess_conf(s)->handshake_timeout);
 	s->ufd = fd;
-	s->upstream_mptcp = mptcp;
+	s->upstream = up;
+	s->upstream_mptcp = up == SESS_UP_MPTCP || up == SESS_UP_FALLBACK;
 	xport_plain(&s->ux, fd);
 	if (s->early) {
 		/* The client has had its reply. */
@@ -696,7 +711,8 @@ sess_account(struct session *s)
 	e.method = s->front->method(s);
 	e.target = s->target[0] ? s->target : NULL;
 	e.result = sess_result_name(s->result);
-	e.mptcp = s->mst.mptcp;
+	e.mptcp = s->upstream == SESS_UP_CACHED_NO ? "cached-no" :
+	    s->mst.mptcp ? "yes" : "no";
 	e.subflows = s->mst.subflows;
 	e.client_mptcp = s->cmst.mptcp;
 	e.client_subflows = s->cmst.subflows;

@@ -111,6 +111,14 @@ enum sess_result {
 };
 #define SESS_RES_COUNT (SESS_RES_STATE_UNAVAILABLE + 1)
 
+/* What an upstream connection turned out to be. */
+enum sess_upstream {
+	SESS_UP_TCP = 0,	/* a plain TCP socket (upstream.mptcp off) */
+	SESS_UP_MPTCP,		/* MPTCP, and the server took it */
+	SESS_UP_FALLBACK,	/* an MPTCP socket the server answered in TCP */
+	SESS_UP_CACHED_NO,	/* plain TCP: the server is known not to take MPTCP */
+};
+
 struct session;
 
 /*
@@ -153,6 +161,7 @@ struct session {
 	enum sess_state state;
 	enum sess_result result;
 	bool upstream_mptcp;		/* upstream socket was created MPTCP */
+	enum sess_upstream upstream;	/* what the upstream connection is */
 	bool silent;			/* Convert Silent TLV: no reply, RST on failure */
 	bool reset;			/* CLOSING: close with an RST, at once */
 	bool login_unproven;		/* a failed login before the handshake completed */
@@ -228,8 +237,8 @@ const char *sess_result_name(enum sess_result r);
  * runs sess_process() (or is inside it).
  */
 void sess_fail(struct session *s, uint8_t rep, enum sess_result r);
-/* dial.c: the upstream socket fd is connected. */
-void sess_dialed(struct session *s, int fd, bool mptcp);
+/* dial.c: the upstream socket fd is connected, and is what up says. */
+void sess_dialed(struct session *s, int fd, enum sess_upstream up);
 /* The success reply is out: hand the connection to the relay. */
 void sess_start_relay(struct session *s);
 /*

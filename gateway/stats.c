@@ -83,6 +83,8 @@ stats_name(enum stat_id id)
 		return "upstream_fallback";
 	case STAT_UPSTREAM_TCP:
 		return "upstream_tcp";
+	case STAT_UPSTREAM_CACHED_NO:
+		return "upstream_cached_no";
 	case STAT_PATH_OVERFLOW:
 		return "path_overflow";
 	case STAT_STATE_CLIENTS:
@@ -507,6 +509,9 @@ stat_export(enum stat_id id, const char **labels)
 		return FAM_UPSTREAM;
 	case STAT_UPSTREAM_TCP:
 		*labels = "{mptcp=\"no\"}";
+		return FAM_UPSTREAM;
+	case STAT_UPSTREAM_CACHED_NO:
+		*labels = "{mptcp=\"cached-no\"}";
 		return FAM_UPSTREAM;
 	case STAT_PATH_OVERFLOW:
 		return FAM_PATH_OVERFLOW;

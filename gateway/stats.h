@@ -38,6 +38,7 @@ enum stat_id {
 	STAT_UPSTREAM_MPTCP,		/* upstream connections, MPTCP negotiated */
 	STAT_UPSTREAM_FALLBACK,		/* MPTCP sockets that fell back to TCP */
 	STAT_UPSTREAM_TCP,		/* plain TCP sockets (upstream.mptcp off) */
+	STAT_UPSTREAM_CACHED_NO,	/* plain TCP: the server is known not to */
 	STAT_PATH_OVERFLOW,		/* subflows counted as local="other" */
 	STAT_STATE_CLIENTS,		/* Redis clients (one per worker; a gauge) */
 	STAT_STATE_CONNECTED,		/* of them connected now (a gauge) */

@@ -144,6 +144,10 @@ Test(conf, defaults)
 	cr_assert_eq(c.dns_per_source, 64);
 	cr_assert_str_eq(c.relay, "auto");
 	cr_assert_eq(c.buffer_size, 65536);
+	cr_assert_eq(c.mptcp_cache_ttl, 600);
+	cr_assert_not(c.via.set);
+	cr_assert_not(c.early_reply);
+	cr_assert_eq(c.early_wait_ms, 20);
 	cr_assert_eq(c.metrics_listen.len, 0);
 	cr_assert_eq(c.n_rules, 0);
 }
@@ -1309,4 +1313,34 @@ Test(conf, state_redis_password_file)
 	expect_err("[state]\nredis = redis://:pw@h:1\nredis_password_file = "
 	    "p\n", 3, "state.redis_password_file: state.redis has a password "
 	    "already");
+}
+
+Test(conf, via_and_early_reply)
+{
+	load_ok("[socks5]\nearly_reply = yes\nearly_wait = 50ms\n"
+	    "[upstream]\nvia = convert://[2001:db8::1]:5124\nvia_user = e\n"
+	    "via_keys = /k\nmptcp_cache_ttl = 0\n");
+	cr_assert(conf.via.set);
+	cr_assert_str_eq(conf.via.host, "2001:db8::1");
+	cr_assert_eq(conf.via.port, 5124);
+	cr_assert(conf.early_reply);
+	cr_assert_eq(conf.early_wait_ms, 50);
+	cr_assert_eq(conf.mptcp_cache_ttl, 0);
+	load_ok("[upstream]\nvia = convert://concentrator.example:5124\n"
+	    "via_user = e\nvia_keys = /k\n");
+	cr_assert_str_eq(conf.via.host, "concentrator.example");
+	load_ok("[socks5]\nearly_wait = 1s\n");
+	cr_assert_eq(conf.early_wait_ms, 1000);
+	expect_err("[upstream]\nvia = convert://h\n", 2,
+	    "upstream.via: \"convert://h\" is not convert://HOST:PORT (HOST "
+	    "an IPv4 address, [IPv6] or a name)");
+	expect_err("[upstream]\nvia = socks5://h:1\n", 2,
+	    "upstream.via: \"socks5://h:1\" is not convert://HOST:PORT (HOST "
+	    "an IPv4 address, [IPv6] or a name)");
+	expect_err("[upstream]\nvia_user = e\n", 2,
+	    "upstream.via_user: needs upstream.via");
+	expect_err("[socks5]\nearly_reply = yes\n", 2,
+	    "socks5.early_reply: needs upstream.via");
+	expect_err("[socks5]\nearly_wait = 2s\n", 2,
+	    "socks5.early_wait: \"2s\" is out of range (0..1000 ms)");
 }
