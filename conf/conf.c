@@ -930,6 +930,8 @@ static const struct conf_cmd conf_cmds[] = {
 	{ SECT_UPSTREAM, "relay", set_relay, GW(relay), 0, 0, 0 },
 	{ SECT_UPSTREAM, "buffer_size", set_uint, GW(buffer_size), 0, 4096,
 	    4194304 },
+	{ SECT_UPSTREAM, "buffer_max", set_uint, GW(buffer_max), 0, 4096,
+	    16777216 },
 	{ SECT_UPSTREAM, "mptcp_cache_ttl", set_duration, GW(mptcp_cache_ttl),
 	    0, 0, 86400 },
 	{ SECT_UPSTREAM, "via", set_via, GW(via), 0, 0, 0 },
@@ -1536,6 +1538,18 @@ cross_check(struct parse *p)
 		    "needs convert.keys (or convert.require_auth = no)");
 		return;
 	}
+	if (c->buffer_max < c->buffer_size) {
+		/* Only buffer_size given: buffers start and stay at it. */
+		if (key_line(p, SECT_UPSTREAM, "buffer_max") == 0)
+			p->c->buffer_max = c->buffer_size;
+		else {
+			fail(p, key_line(p, SECT_UPSTREAM, "buffer_max"),
+			    "upstream.buffer_max: %u is below "
+			    "upstream.buffer_size (%u)", c->buffer_max,
+			    c->buffer_size);
+			return;
+		}
+	}
 	if (c->via.set && (c->via_user[0] == '\0' || c->via_keys[0] == '\0')) {
 		fail(p, key_line(p, SECT_UPSTREAM, "via"), "upstream.via: "
 		    "needs upstream.via_user and upstream.via_keys");
@@ -1638,7 +1652,8 @@ conf_defaults(struct gw_conf *c)
 	/* A browser keeps up to 32 connections per proxy: room for two. */
 	c->dns_per_source = 64;
 	strcpy(c->relay, "auto");
-	c->buffer_size = 65536;
+	c->buffer_size = 16384;
+	c->buffer_max = 1048576;
 }
 
 int

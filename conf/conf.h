@@ -152,7 +152,8 @@ struct gw_conf {
 	unsigned dns_per_source;	/* DNS lookups in flight per client
 					 * source, 0 = no limit */
 	char relay[16];			/* "auto", "buffer" or "splice" */
-	unsigned buffer_size;		/* bytes per direction */
+	unsigned buffer_size;		/* a direction's first buffer, bytes */
+	unsigned buffer_max;		/* the most it grows to (relay.c) */
 	unsigned mptcp_cache_ttl;	/* seconds a no-MPTCP server is remembered */
 	struct conf_via via;		/* via = convert://HOST:PORT */
 	char via_user[256];		/* whose key signs each Convert message */

@@ -115,10 +115,12 @@ reload(void)
 	    old->conf.convert_proxy_protocol ||
 	    s->conf.workers != old->conf.workers ||
 	    s->conf.buffer_size != old->conf.buffer_size ||
+	    s->conf.buffer_max != old->conf.buffer_max ||
 	    strcmp(s->conf.user, old->conf.user) != 0 ||
 	    strcmp(s->conf.group, old->conf.group) != 0)
 		log_warnx("reload: listen addresses, proxy_protocol, workers, "
-		    "buffer_size, user and group change only on restart");
+		    "buffer_size, buffer_max, user and group change only on "
+		    "restart");
 	if (strcmp(s->conf.redis.text, old->conf.redis.text) != 0 ||
 	    strcmp(s->redis_password, old->redis_password) != 0)
 		log_warnx("reload: state.redis and its password change only on "

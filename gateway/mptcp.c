@@ -173,8 +173,11 @@ mptcp_stat(int fd, struct mptcp_stat *st)
 
 	memset(st, 0, sizeof(*st));
 	len = sizeof(v);
-	if (getsockopt(fd, IPPROTO_TCP, TCP_IS_MPTCP, &v, &len) == 0)
+	if (getsockopt(fd, IPPROTO_TCP, TCP_IS_MPTCP, &v, &len) == 0) {
 		st->mptcp = v != 0;
+		if (!st->mptcp)
+			return;		/* TCP, or MPTCP fallen back to it */
+	}
 	memset(&info, 0, sizeof(info));
 	len = sizeof(info);
 	if (getsockopt(fd, SOL_MPTCP, MPTCP_SO_INFO, &info, &len) == -1)

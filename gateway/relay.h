@@ -4,7 +4,8 @@
  * read so far) and half-close (EOF on one side becomes shutdown(SHUT_WR) on
  * the other once the buffer is flushed). Buffers come from the worker and
  * are held only while data is in flight, so an idle connection costs no
- * buffer. With splice, each direction goes through a pipe instead, also
+ * buffer; their size follows the flow (relay.c, dir_learn). With splice,
+ * a direction that has filled a buffer goes through a pipe instead, also
  * borrowed from the worker only while bytes sit in it (an idle spliced
  * connection costs no descriptors beyond its two sockets).
  */
@@ -26,6 +27,9 @@ struct relay_dir {
 	ev_io rd;
 	ev_io wr;
 	uint8_t *buf;		/* buffer mode: worker buffer or NULL */
+	unsigned buf_cls;	/* buf's size class (worker.h) */
+	unsigned cls;		/* the class the next buffer is taken from */
+	bool splicing;		/* splice mode, after a first full buffer */
 	size_t off;
 	size_t len;
 	int pipe[2];		/* splice mode: worker pipe or -1 */
@@ -42,7 +46,11 @@ struct relay {
 	struct worker *w;
 	bool splice;
 	ev_tstamp last_active;
-	/* Both directions finished (err 0) or one failed (errno value). */
+	/*
+	 * Both directions finished (err 0) or one failed (errno value). The
+	 * callee closes both sockets: the direction that ends last leaves
+	 * its FIN to that close instead of a shutdown of its own.
+	 */
 	void (*done)(struct relay *r, int err);
 	/*
 	 * Optional: called once, when the first direction reaches EOF and

@@ -332,6 +332,22 @@ relay_done(struct relay *r, int err)
 	sess_close(s);
 }
 
+/*
+ * Is the client's socket MPTCP (an MPTCP client on our MPTCP listener;
+ * plain TCP clients get plain TCP sockets)? Asked once, when needed.
+ */
+static bool
+sess_client_mptcp(struct session *s)
+{
+	socklen_t len = sizeof(int);
+	int proto = 0;
+
+	if (s->client_proto == 0 && getsockopt(s->cfd, SOL_SOCKET,
+	    SO_PROTOCOL, &proto, &len) == 0)
+		s->client_proto = (uint16_t)proto;
+	return s->client_proto == IPPROTO_MPTCP;
+}
+
 /* Merge a fresh MPTCP sample of fd into *m: most subflows seen wins. */
 static void
 sess_sample_leg(int fd, struct mptcp_stat *m)
@@ -357,9 +373,12 @@ sess_sample(struct session *s)
 	struct mptcp_subflow sf[MPTCP_SUBFLOWS_MAX];
 	int n;
 
-	sess_sample_leg(s->ufd, &s->mst);
-	sess_sample_leg(s->cfd, &s->cmst);
-	if (s->ufd != -1 && s->mst.mptcp &&
+	/* Plain TCP legs have no MPTCP state to ask about. */
+	if (s->upstream_mptcp)
+		sess_sample_leg(s->ufd, &s->mst);
+	if (sess_client_mptcp(s))
+		sess_sample_leg(s->cfd, &s->cmst);
+	if (s->upstream_mptcp && s->mst.mptcp &&
 	    (n = mptcp_subflows(s->ufd, sf, nitems(sf))) > 0)
 		stats_paths_sample(&s->paths, sf, (size_t)n);
 }
@@ -382,18 +401,14 @@ relay_first_eof(struct relay *r)
  * kernels, and measured slower than our buffers (README, Performance).
  */
 static bool
-sess_use_splice(const struct session *s)
+sess_use_splice(struct session *s)
 {
 	const char *mode = sess_conf(s)->relay;
-	socklen_t len = sizeof(int);
-	int proto = 0;
 
 	if (strcmp(mode, "auto") != 0)
 		return strcmp(mode, "splice") == 0;
-	if (s->upstream_mptcp)
-		return false;
-	return getsockopt(s->cfd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
-	    proto == IPPROTO_TCP;
+	return !s->upstream_mptcp && !sess_client_mptcp(s) &&
+	    s->client_proto == IPPROTO_TCP;
 }
 
 void
@@ -807,7 +822,6 @@ sess_accept(struct worker *w, struct listener *l, int fd,
 	ev_tstamp now = ev_now(w->loop);
 	struct admit_slot slot;
 	struct session *s;
-	int one = 1;
 
 	/*
 	 * Behind a balancer (PROXY) only max_sessions can be judged now:
@@ -842,7 +856,6 @@ sess_accept(struct worker *w, struct listener *l, int fd,
 	s->started = now;
 	memcpy(&s->peer, peer, peer_len);
 	addr_format(peer, s->client, sizeof(s->client));
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	ev_io_init(&s->cio, client_cb, fd, EV_READ);
 	ev_init(&s->timer, timer_cb);
 	TAILQ_INSERT_TAIL(&w->sessions, s, entry);

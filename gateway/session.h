@@ -168,6 +168,7 @@ struct session {
 	bool early;			/* success replied before dialling (early_reply) */
 	bool cert_user;			/* user named by a client certificate */
 	uint8_t method;			/* SOCKS5 method chosen */
+	uint16_t client_proto;		/* the client socket's SO_PROTOCOL; 0 = not asked */
 	int cfd;
 	int ufd;
 	struct xport cx;		/* client transport: plain or TLS */

@@ -22,8 +22,8 @@
 #define ACCEPT_BACKOFF 0.1
 #define ACCEPT_BACKOFF_MAX 1.6
 #define LISTEN_BACKLOG 1024
-/* Idle relay buffers a worker keeps for reuse. */
-#define FREE_BUFS_MAX 64
+/* Idle relay buffer bytes a worker keeps for reuse, per size class. */
+#define FREE_BUF_BYTES (4u << 20)
 
 /*
  * A listening socket for a, MPTCP if the kernel allows (plain TCP clients
@@ -39,8 +39,10 @@ listener_socket(const struct conf_addr *a, enum listener_kind kind,
 	fd = mptcp_socket(a->ss.ss_family, true, &mptcp);
 	if (fd == -1)
 		goto err;
+	/* Accepted sockets inherit TCP_NODELAY: one call here, none per client. */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
 		goto err_close;
 	/*
 	 * The Convert listener takes data in the SYN (TCP Fast Open); with
@@ -209,7 +211,7 @@ worker_init(struct worker *w, unsigned idx, const struct gw_conf *c,
 {
 	memset(w, 0, sizeof(*w));
 	w->idx = idx;
-	w->buf_size = c->buffer_size;
+	worker_buf_setup(w, c->buffer_size, c->buffer_max);
 	TAILQ_INIT(&w->sessions);
 	atomic_init(&w->command, WORKER_CMD_NONE);
 	if ((w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK)) == NULL) {
@@ -306,24 +308,50 @@ worker_fini(struct worker *w)
 	w->state = NULL;
 	ev_async_stop(w->loop, &w->wake);
 	worker_shed_fds(w);
-	while (w->free_bufs != NULL) {
-		void *next = *(void **)w->free_bufs;
-		free(w->free_bufs);
-		w->free_bufs = next;
+	for (unsigned k = 0; k < WORKER_BUF_CLASSES; k++) {
+		while (w->free_bufs[k] != NULL) {
+			void *next = *(void **)w->free_bufs[k];
+
+			free(w->free_bufs[k]);
+			w->free_bufs[k] = next;
+		}
+		w->n_free_bufs[k] = 0;
 	}
 	ev_loop_destroy(w->loop);
 	w->loop = NULL;
 }
 
-void *
-worker_buf_get(struct worker *w)
+void
+worker_buf_setup(struct worker *w, size_t min, size_t max)
 {
-	void *b = w->free_bufs;
+	size_t sz = min;
+
+	w->buf_min = min;
+	w->buf_max = max < min ? min : max;
+	w->buf_classes = 1;
+	while (sz < w->buf_max && w->buf_classes < WORKER_BUF_CLASSES) {
+		sz <<= 2;
+		w->buf_classes++;
+	}
+}
+
+size_t
+worker_buf_size(const struct worker *w, unsigned k)
+{
+	size_t sz = w->buf_min << (2 * k);
+
+	return sz > w->buf_max ? w->buf_max : sz;
+}
+
+void *
+worker_buf_get(struct worker *w, unsigned k)
+{
+	void *b = w->free_bufs[k];
 
 	if (b == NULL)
-		return malloc(w->buf_size);
-	w->free_bufs = *(void **)b;
-	w->n_free_bufs--;
+		return malloc(worker_buf_size(w, k));
+	w->free_bufs[k] = *(void **)b;
+	w->n_free_bufs[k]--;
 	return b;
 }
 
@@ -340,8 +368,12 @@ worker_pipe_get(struct worker *w, int p[2])
 		p[0] = p[1] = -1;
 		return -1;
 	}
-	/* Best effort: a pipe as large as a relay buffer. */
-	(void)fcntl(p[1], F_SETPIPE_SZ, (int)w->buf_size);
+	/*
+	 * Best effort: a pipe as large as the largest relay buffer. A
+	 * direction splices only once it has filled a buffer (relay.c), so
+	 * pipes serve bulk transfers.
+	 */
+	(void)fcntl(p[1], F_SETPIPE_SZ, (int)w->buf_max);
 	return 0;
 }
 
@@ -372,13 +404,16 @@ worker_shed_fds(struct worker *w)
 }
 
 void
-worker_buf_put(struct worker *w, void *buf)
+worker_buf_put(struct worker *w, void *buf, unsigned k)
 {
-	if (w->n_free_bufs >= FREE_BUFS_MAX) {
+	/* At most FREE_BUF_BYTES idle per class, and a few of any size. */
+	size_t keep = FREE_BUF_BYTES / worker_buf_size(w, k);
+
+	if (w->n_free_bufs[k] >= (keep < 2 ? 2 : keep)) {
 		free(buf);
 		return;
 	}
-	*(void **)buf = w->free_bufs;
-	w->free_bufs = buf;
-	w->n_free_bufs++;
+	*(void **)buf = w->free_bufs[k];
+	w->free_bufs[k] = buf;
+	w->n_free_bufs[k]++;
 }

@@ -36,6 +36,8 @@ struct listener {
 
 #define WORKER_MAX_LISTENERS (3 * CONF_MAX_LISTEN)
 #define WORKER_FREE_PIPES 16
+/* Relay buffer sizes: buffer_size, x4, x16, ... up to buffer_max. */
+#define WORKER_BUF_CLASSES 8
 
 struct session;
 struct state;
@@ -60,10 +62,15 @@ struct worker {
 	unsigned n_sessions;
 	bool draining;
 	atomic_bool exited;		/* the loop has returned */
-	/* Relay buffers not in use, kept for reuse. */
-	void *free_bufs;
-	unsigned n_free_bufs;
-	size_t buf_size;
+	/*
+	 * Relay buffers not in use, kept for reuse, by size class: class k
+	 * holds buf_min << 2k bytes (the last class buf_max).
+	 */
+	void *free_bufs[WORKER_BUF_CLASSES];
+	unsigned n_free_bufs[WORKER_BUF_CLASSES];
+	size_t buf_min;			/* upstream.buffer_size */
+	size_t buf_max;			/* upstream.buffer_max */
+	unsigned buf_classes;		/* classes in use, 1..WORKER_BUF_CLASSES */
 	/* Empty splice pipes not in use, kept for reuse. */
 	int free_pipes[WORKER_FREE_PIPES][2];
 	unsigned n_free_pipes;
@@ -91,9 +98,13 @@ void worker_join(struct worker *w);
 /* Release what is left after the pool has stopped. */
 void worker_fini(struct worker *w);
 
-/* A relay buffer of w->buf_size bytes, and its return. */
-void *worker_buf_get(struct worker *w);
-void worker_buf_put(struct worker *w, void *buf);
+/* Set w's buffer classes from buffer_size min and buffer_max max. */
+void worker_buf_setup(struct worker *w, size_t min, size_t max);
+/* The size of class k's buffers (k < w->buf_classes). */
+size_t worker_buf_size(const struct worker *w, unsigned k);
+/* A relay buffer of class k, and its return (NULL: out of memory). */
+void *worker_buf_get(struct worker *w, unsigned k);
+void worker_buf_put(struct worker *w, void *buf, unsigned k);
 /* An empty non-blocking pipe for splice (0, or -1 with errno), and its return. */
 int worker_pipe_get(struct worker *w, int p[2]);
 void worker_pipe_put(struct worker *w, const int p[2]);

@@ -143,7 +143,8 @@ Test(conf, defaults)
 	cr_assert_eq(c.connect_timeout, 10);
 	cr_assert_eq(c.dns_per_source, 64);
 	cr_assert_str_eq(c.relay, "auto");
-	cr_assert_eq(c.buffer_size, 65536);
+	cr_assert_eq(c.buffer_size, 16384);
+	cr_assert_eq(c.buffer_max, 1048576);
 	cr_assert_eq(c.mptcp_cache_ttl, 600);
 	cr_assert_not(c.via.set);
 	cr_assert_not(c.early_reply);
@@ -717,6 +718,11 @@ Test(conf, type_unsigned_edges)
 	cr_assert_eq(conf.buffer_size, 4096);
 	load_ok("[upstream]\nbuffer_size = 4194304\n");
 	cr_assert_eq(conf.buffer_size, 4194304);
+	cr_assert_eq(conf.buffer_max, 4194304, "raised to buffer_size");
+	load_ok("[upstream]\nbuffer_max = 16777216\n");
+	cr_assert_eq(conf.buffer_max, 16777216);
+	expect_err("[upstream]\nbuffer_size = 65536\nbuffer_max = 16384\n", 3,
+	    "upstream.buffer_max: 16384 is below upstream.buffer_size (65536)");
 	expect_err("[upstream]\nbuffer_size = 4095\n", 2,
 	    "upstream.buffer_size: "
 	    "\"4095\" is out of range (4096..4194304)");

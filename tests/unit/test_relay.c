@@ -187,6 +187,10 @@ on_done(struct relay *r, int err)
 
 	f->done_calls++;
 	f->done_err = err;
+	/* As the session does: done() closes both sockets (relay.h). */
+	close(f->cfd);
+	close(f->ufd);
+	f->cfd = f->ufd = -1;
 }
 
 /* The one call of relay_start: the place to adapt to a new signature. */
@@ -243,7 +247,7 @@ relay_state(struct fix *f, struct state *st)
 	st->moved_down = f->r.down.bytes;
 	st->reading_upstream = ev_is_active(&f->r.down.rd);
 	st->splice = f->r.splice;
-	cr_assert_eq(st->up.bufs + st->down.bufs + f->w->n_free_bufs, PRELOAD,
+	cr_assert_eq(st->up.bufs + st->down.bufs + f->w->n_free_bufs[0], PRELOAD,
 	    "buffers held and free do not add up to the %d preloaded",
 	    PRELOAD);
 }
@@ -297,10 +301,11 @@ setup_fix(struct fix *f, enum mode mode, int consumer_rcvbuf)
 	f->mode = mode;
 	cr_assert_not_null(f->w = calloc(1, sizeof(*f->w)));
 	cr_assert_not_null(f->w->loop = ev_loop_new(EVFLAG_AUTO));
-	f->w->buf_size = BUF_SIZE;
+	/* One size class: these cases check the borrowing, not the growth. */
+	worker_buf_setup(f->w, BUF_SIZE, BUF_SIZE);
 	for (int k = 0; k < PRELOAD; k++) {
 		cr_assert_not_null(f->bufs[k] = malloc(BUF_SIZE));
-		worker_buf_put(f->w, f->bufs[k]);
+		worker_buf_put(f->w, f->bufs[k], 0);
 	}
 	make_pair(mode, sv, consumer_rcvbuf);
 	f->ca = sv[0];
@@ -308,6 +313,21 @@ setup_fix(struct fix *f, enum mode mode, int consumer_rcvbuf)
 	make_pair(mode, sv, 0);
 	f->ufd = sv[0];
 	f->ua = sv[1];
+}
+
+/* Free the worker's idle buffers (every class). */
+static void
+teardown_bufs(struct fix *f)
+{
+	for (unsigned k = 0; k < WORKER_BUF_CLASSES; k++) {
+		while (f->w->free_bufs[k] != NULL) {
+			void *next = *(void **)f->w->free_bufs[k];
+
+			free(f->w->free_bufs[k]);
+			f->w->free_bufs[k] = next;
+		}
+		f->w->n_free_bufs[k] = 0;
+	}
 }
 
 static void
@@ -319,16 +339,13 @@ teardown_fix(struct fix *f)
 	ev_io_stop(f->w->loop, &f->server.rd);
 	ev_io_stop(f->w->loop, &f->server.wr);
 	close(f->ca);
-	close(f->cfd);
-	close(f->ufd);
+	if (f->cfd != -1)
+		close(f->cfd);
+	if (f->ufd != -1)
+		close(f->ufd);
 	close(f->ua);
 	worker_shed_fds(f->w);
-	while (f->w->free_bufs != NULL) {
-		void *next = *(void **)f->w->free_bufs;
-
-		free(f->w->free_bufs);
-		f->w->free_bufs = next;
-	}
+	teardown_bufs(f);
 	ev_loop_destroy(f->w->loop);
 	free(f->w);
 }
@@ -743,4 +760,74 @@ Test(relay, bulk_both_ways_byte_exact_copy)
 Test(relay, bulk_both_ways_byte_exact_splice)
 {
 	bulk(MODE_SPLICE);
+}
+
+/*
+ * Buffers follow the flow (relay.c, dir_learn): with classes of 4, 16 and
+ * 64 KiB, a bulk download makes the down direction read 64 KiB at a time;
+ * a trickle afterwards brings it back down; an idle direction holds no
+ * buffer. In splice mode the bulk direction switched to a pipe after its
+ * first full buffer, and every byte still arrives in order.
+ */
+static void
+growth(enum mode mode)
+{
+	const uint64_t down = 2u << 20;
+	struct fix f;
+	unsigned top = 0;
+
+	setup_fix(&f, mode, 0);
+	/* Drop the one-class setup: 4 KiB first, up to 64 KiB. */
+	teardown_bufs(&f);
+	worker_buf_setup(f.w, 4096, 65536);
+	cr_assert_eq(f.w->buf_classes, 3);
+	peer_init(&f, &f.client, f.ca, 1, 2, 0, 1, 65536);
+	peer_init(&f, &f.server, f.ua, 2, 1, down, 65536, 65536);
+	f.server.shut = true;	/* keeps its write side open when done */
+	start_relay(&f, NULL, 0);
+	ev_io_start(f.w->loop, &f.client.rd);
+	ev_io_start(f.w->loop, &f.server.wr);
+	while (f.client.recvd < down) {
+		ev_run(f.w->loop, EVRUN_ONCE);
+		if (f.r.down.cls > top)
+			top = f.r.down.cls;
+	}
+	cr_assert(!f.client.bad, "client got different bytes");
+	if (mode == MODE_SPLICE) {
+		/* A pipe took over after the first full buffer. */
+		cr_assert(f.r.down.splicing, "bulk never switched to splice");
+	} else {
+		cr_assert_eq(top, 2, "bulk never read 64 KiB at a time");
+		cr_assert_not(f.r.down.splicing);
+	}
+	/* Idle: nothing held. */
+	cr_assert_null(f.r.down.buf);
+	cr_assert_eq(f.r.down.pipe[0], -1);
+	/* The client's short requests keep the up direction small. */
+	send_all(&f, f.ca, "ping");
+	expect_bytes(&f, f.ua, "ping");
+	cr_assert_eq(f.r.up.cls, 0);
+	cr_assert_not(f.r.up.splicing, "a short request went to a pipe");
+	cr_assert_null(f.r.up.buf);
+	if (mode == MODE_COPY) {
+		/* Short answers shrink the down direction back, a class a read. */
+		ev_io_stop(f.w->loop, &f.client.rd);
+		send_all(&f, f.ua, "pong1");
+		expect_bytes(&f, f.ca, "pong1");
+		cr_assert_eq(f.r.down.cls, 1);
+		send_all(&f, f.ua, "pong2");
+		expect_bytes(&f, f.ca, "pong2");
+		cr_assert_eq(f.r.down.cls, 0);
+	}
+	teardown_fix(&f);
+}
+
+Test(relay, buffers_grow_with_the_flow_copy)
+{
+	growth(MODE_COPY);
+}
+
+Test(relay, buffers_grow_with_the_flow_splice)
+{
+	growth(MODE_SPLICE);
 }
