@@ -6,7 +6,7 @@
 #   lab.sh up [--suffix S] [--rate1 R] [--rate2 R] [--crate1 R] [--crate2 R]
 #             [--delay1 MS] [--delay2 MS] [--cdelay MS]
 #             [--loss1 P] [--loss2 P] [--closs P] [--route]
-#             [--tfo-cli V] [--tfo-gw V] [--tfo-srv V] [--far]
+#             [--tfo-cli V] [--tfo-gw V] [--tfo-srv V] [--far] [--fdelay MS]
 #   lab.sh down [--suffix S]
 #   lab.sh exec [--suffix S] cli|gw|srv|far CMD...
 #   lab.sh env [--suffix S]        shell assignments for callers (eval)
@@ -19,7 +19,7 @@
 # gateway<->server (--rate1/--rate2, --delay1/--delay2, --loss1/--loss2).
 # --far adds a fourth namespace behind srv (link 5, srv<->far, MPTCP
 # disabled in far, no route to it from cli or gw): the two-tier lab, where
-# gw is the edge and srv the concentrator.
+# gw is the edge and srv the concentrator; --fdelay is link 5's one-way delay.
 # The suffix defaults to $LAB_SUFFIX, else "0".  See tests/lab/README.md.
 #
 # Safety: only namespaces named mpgw-{cli,gw,srv,far}-SUFFIX are touched;
@@ -97,7 +97,7 @@ need_num() {
 
 parse_up_opts() {
 	RATE1='' RATE2='' CRATE1='' CRATE2=''
-	DELAY1=0 DELAY2=0 CDELAY=0
+	DELAY1=0 DELAY2=0 CDELAY=0 FDELAY=0
 	LOSS1=0 LOSS2=0 CLOSS=0
 	ROUTE=0
 	FAR=0
@@ -113,6 +113,7 @@ parse_up_opts() {
 		--delay1) need_num "$1" "${2:-}"; DELAY1=$2; shift ;;
 		--delay2) need_num "$1" "${2:-}"; DELAY2=$2; shift ;;
 		--cdelay) need_num "$1" "${2:-}"; CDELAY=$2; shift ;;
+		--fdelay) need_num "$1" "${2:-}"; FDELAY=$2; shift ;;
 		--loss1) need_num "$1" "${2:-}"; LOSS1=$2; shift ;;
 		--loss2) need_num "$1" "${2:-}"; LOSS2=$2; shift ;;
 		--closs) need_num "$1" "${2:-}"; CLOSS=$2; shift ;;
@@ -199,6 +200,7 @@ emulate() {
 	case $ns in
 	"$NS_CLI") seed=$((q * 10 + 1)) ;;
 	"$NS_GW") seed=$((q * 10 + 2)) ;;
+	"$NS_FAR") seed=$((q * 10 + 5)) ;;
 	*) seed=$((q * 10 + 3)) ;;
 	esac
 	pidf=$RUN/emu-$ns-$q.pid
@@ -269,6 +271,7 @@ write_env() {
 		echo "LAB_CLOSS='$CLOSS'"
 		echo "LAB_ROUTE='$ROUTE'"
 		echo "LAB_FAR='$FAR'"
+		echo "LAB_FDELAY='$FDELAY'"
 		echo "LAB_TFO_CLI='$TFO_CLI'"
 		echo "LAB_TFO_GW='$TFO_GW'"
 		echo "LAB_TFO_SRV='$TFO_SRV'"
@@ -342,6 +345,10 @@ cmd_up() {
 	emulate "$NS_GW" "$GW_IF3" 3 "$DELAY1" "$LOSS1"
 	emulate "$NS_SRV" "$SRV_IF4" 4 "$DELAY2" "$LOSS2"
 	emulate "$NS_GW" "$GW_IF4" 4 "$DELAY2" "$LOSS2"
+	if [ "$FAR" = 1 ]; then
+		emulate "$NS_FAR" "$FAR_IF5" 5 "$FDELAY" 0
+		emulate "$NS_SRV" "$SRV_IF5" 5 "$FDELAY" 0
+	fi
 
 	write_env
 	UP_DONE=1
@@ -359,8 +366,8 @@ cmd_up() {
 	    "delay ${DELAY1}ms loss ${LOSS1}%"
 	echo "  link4 gw $GW_IP4 <-> srv $SRV_IP4  rate $(fmt_rate "$RATE2")" \
 	    "delay ${DELAY2}ms loss ${LOSS2}%"
-	[ "$FAR" = 1 ] && echo "  link5 srv $SRV_IP5 <-> far $FAR_IP5 (far:" \
-	    "MPTCP disabled, no route from cli or gw)"
+	[ "$FAR" = 1 ] && echo "  link5 srv $SRV_IP5 <-> far $FAR_IP5 delay" \
+	    "${FDELAY}ms (far: MPTCP disabled, no route from cli or gw)"
 	echo "  route mode: $([ "$ROUTE" = 1 ] && echo "gw forwards" ||
 	    echo "off (cli cannot reach srv)")"
 	echo "  tcp_fastopen: $tfo"
