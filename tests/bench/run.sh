@@ -699,6 +699,7 @@ lab() {
 lab_helpers() {
 	cat >"$TMP/httpsrv.py" <<'PY'
 # httpsrv.py IP PORT BIGFILE: HTTP/1.0 server, MPTCP listener (takes TCP).
+# "/big" is BIGFILE, "/head/N" its first N bytes, anything else 2 bytes.
 import os, socket, sys, threading
 ip, port, big = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 try:
@@ -717,16 +718,21 @@ def serve(c):
                 return
             req += d
         path = req.split(b" ", 2)[1] if req.count(b" ") >= 2 else b"/"
+        n = -1
         if path == b"/big":
             n = os.path.getsize(big)
+        elif path.startswith(b"/head/") and path[6:].isdigit():
+            n = min(int(path[6:]), os.path.getsize(big))
+        if n >= 0:
             c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n"
                       b"Connection: close\r\n\r\n" % n)
             with open(big, "rb") as f:
-                while True:
-                    b = f.read(262144)
+                while n > 0:
+                    b = f.read(min(n, 262144))
                     if not b:
                         break
                     c.sendall(b)
+                    n -= len(b)
         else:
             c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n"
                       b"Connection: close\r\n\r\nok")
@@ -740,13 +746,19 @@ while True:
 PY
 	cat >"$TMP/sink.py" <<'PY'
 # sink.py [AT_BYTES CMD...]: read stdin to EOF; sha256, bytes, seconds and
-# the longest gap between two reads after the first byte (the stall); runs
-# CMD once when AT_BYTES bytes have arrived.
+# the longest gap between two reads after the first byte (the stall), and
+# gaps_ms, the sum of the gaps of 150 ms or more; runs CMD once when
+# AT_BYTES bytes have arrived (cut_s: when). With SINK_TRACE set,
+# "seconds bytes" lines go to that file (at most one per 10 ms).
 import hashlib, os, subprocess, sys, time
 at = int(sys.argv[1]) if len(sys.argv) > 1 else -1
 cmd = sys.argv[2:]
 h = hashlib.sha256()
 n = 0; t0 = time.monotonic(); first = last = None; gap = 0.0; cut = None
+gaps = 0.0
+trace = open(os.environ["SINK_TRACE"], "w") if os.environ.get("SINK_TRACE") \
+    else None
+tw = -1.0
 while True:
     b = os.read(0, 65536)
     now = time.monotonic()
@@ -756,14 +768,21 @@ while True:
         first = now
     else:
         gap = max(gap, now - last)
+        if now - last >= 0.15:
+            gaps += now - last
     last = now
     h.update(b); n += len(b)
+    if trace and now - tw >= 0.01:
+        trace.write("%.4f %d\n" % (now - t0, n)); tw = now
     if at >= 0 and cut is None and n >= at:
         cut = now
         subprocess.run(cmd)
 end = last if last is not None else time.monotonic()
-print("bytes=%d sha256=%s seconds=%.3f stall_ms=%.0f" %
-      (n, h.hexdigest(), end - t0, gap * 1000))
+if trace:
+    trace.write("%.4f %d\n" % (end - t0, n)); trace.close()
+print("bytes=%d sha256=%s seconds=%.3f stall_ms=%.0f gaps_ms=%.0f cut_s=%s"
+      % (n, h.hexdigest(), end - t0, gap * 1000, gaps * 1000,
+         "%.3f" % (cut - t0) if cut is not None else "-"))
 PY
 }
 
