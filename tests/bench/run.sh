@@ -31,7 +31,8 @@
 #   BENCH_HOLD_SECS   seconds to keep them before sampling memory [3]
 #   BENCH_NETNS       0 to run the loopback part in the current namespace [1]
 #   BENCH_KEEP        1 to keep the temporary directory with server logs
-#   BENCH_LAB_SECTIONS  lab sections [aggregation failover ttfb]
+#   BENCH_LAB_SECTIONS  lab sections [aggregation failover ttfb
+#                     tier-ttfb tier-aggregation tier-failover]
 #   BENCH_AGG_CASES   aggregation link sets rate1:rate2:delay1:delay2
 #                     (Mbit/s, one-way ms) [10:10:0:0 15:5:1:25]
 #   BENCH_AGG_MB      MiB per aggregation download [16]
@@ -40,7 +41,15 @@
 #   BENCH_FAIL_DELAY  one-way ms of each gw<->srv link there [5]
 #   BENCH_LAB_DELAYS  client<->gw one-way ms for TTFB ["5 20 50"]
 #   BENCH_LAB_TTFB_N  requests per TTFB point, mode and tool [15]
-# Plots: tests/bench/plot.gp -> results/ttfb.png, results/throughput.png.
+#   Two tiers (tier-*: edge -> concentrator -> server, lab.sh --far):
+#   BENCH_TIER_WAN    edge<->concentrator RTTs for TTFB, ms ["20 60"]
+#   BENCH_TIER_FDELAY concentrator<->server one-way delay, ms [2.5]
+#   BENCH_TIER_TTFB_N requests per TTFB point, mode and tool [15]
+#   BENCH_TIER_REPEATS  MPTCP runs of tier-aggregation, tier-failover [5]
+#   (tier-aggregation uses BENCH_AGG_CASES/BENCH_AGG_MB, tier-failover
+#   BENCH_FAIL_*, as the single-tier sections)
+# Plots: tests/bench/plot.gp -> results/ttfb.png, results/throughput.png;
+# tests/bench/plot-tier.gp -> results/tier.png.
 set -u
 
 BUILD=${1:-build}
@@ -1159,6 +1168,589 @@ lab_ttfb_rtt() {
 		$2, $4, $10, $6 }' "$out"
 }
 
+# --- lab 4-6. two tiers: edge -> concentrator -> server ---------------------
+#
+# lab.sh --far: cli --link 1--> gw (the edges) ==links 3+4==> srv (the
+# concentrator) --link 5--> far (the servers: plain TCP, MPTCP disabled,
+# no route to them from cli or gw). README "Two tiers", issue 9.
+#   gw:  SOCKS5 none on 10.77.1.2, every request one connection to the
+#        concentrator's Convert listener 10.77.3.3:5124, the message in the
+#        SYN (Fast Open with the cookie cached by an earlier connection):
+#        1090 upstream MPTCP, 1091 the same with socks5.early_reply,
+#        1092 upstream TCP, 1093 TCP with early_reply (conf/lab-tier-*.ini).
+#   srv: conf/lab-tier-conc.ini (SOCKS5 10.77.3.3:1080, Convert 5124 with
+#        cookies), conf/lab-tier-conc-nocookie.ini (Convert 5125 with
+#        tfo_no_cookie = yes, for the clients that never ask for a cookie).
+#   far: the socksbench target (:5201) and httpsrv.py (:8080).
+# The TTFB section adds --route: gw forwards, so that a client in cli is
+# one WAN round trip (C + W) away from the concentrator's own listeners
+# (rows "SOCKS5 at the concentrator" and "implicit"), the way a user of a
+# concentrator without an edge would be.
+TIER_EDGES="edge edge-early edge-tcp edge-tcp-early"
+TIER_REPEATS=${BENCH_TIER_REPEATS:-5}
+
+# tier_port LABEL: the edge's SOCKS5 port.
+tier_port() {
+	case $1 in
+	edge) echo 1090 ;;
+	edge-early) echo 1091 ;;
+	edge-tcp) echo 1092 ;;
+	edge-tcp-early) echo 1093 ;;
+	esac
+}
+
+# tier_start UP-OPTIONS...: a fresh --far lab, the servers in far, the
+# two concentrator processes in srv and the four edges in gw.
+tier_start() {
+	lab_stop
+	if ! lab up --suffix "$LAB_SFX" --far "$@" >"$TMP/lab-up.log" 2>&1
+	then
+		say "run.sh: lab.sh up --far failed:"
+		tail -n 5 "$TMP/lab-up.log" >&2
+		return 1
+	fi
+	LAB_UP=1
+	eval "$(lab env --suffix "$LAB_SFX")"
+	ip netns exec "$LAB_NS_FAR" "$SB" --serve \
+	    "$LAB_FAR_IP5:$LAB_SRV_PORT" 2>>"$TMP/tier-srv.log" &
+	ip netns exec "$LAB_NS_FAR" python3 "$TMP/httpsrv.py" "$LAB_FAR_IP5" \
+	    $LAB_HTTP_PORT "$TMP/big.bin" 2>>"$TMP/tier-http.log" &
+	for v in conc conc-nocookie; do
+		(cd "$TOP" && exec ip netns exec "$LAB_NS_SRV" "$MPGW" \
+		    -c "$CONF/lab-tier-$v.ini") 2>>"$TMP/tier-$v.log" &
+	done
+	for v in $TIER_EDGES; do
+		(cd "$TOP" && exec ip netns exec "$LAB_NS_GW" "$MPGW" \
+		    -c "$CONF/lab-tier-$v.ini") 2>>"$TMP/tier-$v.log" &
+	done
+	i=0
+	while [ $i -lt 200 ]; do
+		ok=1
+		for p in 1090 1091 1092 1093; do
+			ip netns exec "$LAB_NS_GW" ss -Hltn "sport = :$p" |
+			    grep -q . || ok=0
+		done
+		for p in 1080 5124 5125; do
+			ip netns exec "$LAB_NS_SRV" ss -Hltn "sport = :$p" |
+			    grep -q . || ok=0
+		done
+		for p in $LAB_SRV_PORT $LAB_HTTP_PORT; do
+			ip netns exec "$LAB_NS_FAR" ss -Hltn "sport = :$p" |
+			    grep -q . || ok=0
+		done
+		[ $ok = 1 ] && return 0
+		sleep 0.05
+		i=$((i + 1))
+	done
+	say "run.sh: tier lab servers did not start (see $TMP/tier-*.log)"
+	tail -n 3 "$TMP"/tier-*.log >&2
+	return 1
+}
+
+# tier_access LABEL KEY: KEY of the last access line of LABEL's gateway.
+tier_access() {
+	line=$(grep ' access ' "$TMP/tier-$1.log" 2>/dev/null | tail -n 1)
+	kv "$line" "$2"
+}
+
+# tier_fetch LABEL PATH MAXTIME [AT_BYTES CMD...]: one curl --socks5 in
+# cli through edge LABEL to far's HTTP server, into sink.py; prints its
+# result line plus wall_s (curl's start to its end) and mptcp_retrans (the
+# concentrator's MPTcpExt MPTCPRetrans during the run). curl gives up
+# after MAXTIME seconds, or 10 s without a byte (--speed-time).
+tier_fetch() {
+	lbl=$1 path=$2 mt=$3
+	shift 3
+	x0=$(srv_counter MPTCPRetrans)
+	t0=$(date +%s.%N)
+	l=$(ip netns exec "$LAB_NS_CLI" sh -c "curl -s --socks5 \
+	    $LAB_GW_IP1:$(tier_port "$lbl") --max-time $mt --speed-limit 1 \
+	    --speed-time 10 http://$LAB_FAR_IP5:$LAB_HTTP_PORT$path |
+	    python3 '$TMP/sink.py' $*" 2>>"$TMP/curl.log")
+	t1=$(date +%s.%N)
+	x1=$(srv_counter MPTCPRetrans)
+	echo "$l wall_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN {
+	    printf "%.3f", b - a }') mptcp_retrans=$((x1 - x0))"
+}
+
+# --- lab 4. two tiers: time to first byte ---------------------------------
+#
+# C = client<->edge RTT (--cdelay 0.5: 1 ms), W = edge<->concentrator RTT
+# (BENCH_TIER_WAN, both links), S = concentrator<->server RTT
+# (BENCH_TIER_FDELAY one way: 5 ms). Modes (client in cli):
+#   conc-socks5     SOCKS5 straight to the concentrator (10.77.3.3:1080)
+#                   across gw's routing: one WAN round trip away
+#   edge            SOCKS5 at the edge, via the concentrator (MPTCP)
+#   edge-early      the same with socks5.early_reply = yes
+#   edge-tcp        edge with upstream.mptcp = off (reference)
+#   edge-tcp-early  edge-tcp with early_reply
+#   implicit        Convert in the SYN straight to the concentrator
+#                   (10.77.3.3:5125, tfo_no_cookie = yes): socksbench
+#                   --proxy convert --silent, curl through build/mpgw-run
+#                   with MPGW_MODE=implicit
+# socksbench (target's Q, 8-byte answer; one process per request) and curl
+# %{time_starttransfer} (HTTP, 2-byte body; SOCKS5 rows through the shim in
+# explicit mode, method none). One warm-up request per mode and tool first:
+# it fetches the edges' Fast Open cookie for 10.77.3.3 (the edges' first
+# contact carries the Convert message after the handshake, every later SYN
+# carries it). SYN data accepted by the concentrator (TcpExt
+# TCPFastOpenPassive in srv) is counted per mode and tool.
+TIER_MODES="conc-socks5 edge edge-early edge-tcp edge-tcp-early implicit"
+
+# tier_model TOOL MODE C W S: round trips to the first byte, ms.
+#
+# What the code does (gateway/front_socks5.c, dial.c, front_convert.c):
+# SOCKS5 costs the client 1 RTT to connect, 1 for greeting/method, 1 for
+# request/reply and 1 for its first bytes and the answer. The concentrator
+# answers a Convert message only after its connect to the server (S), and
+# relays the first bytes then (S more to the answer). On an MPTCP
+# connection still in SYN_RECV (it is, with the message in the SYN: the
+# edge's ACK arrives W after the SYN) the kernel holds what the
+# concentrator writes until cv_kick_cb toggles TCP_NODELAY; that timer
+# checks at 5, 15, 35, 75, 155 ... ms after accept, so the reply leaves
+# at K(W) = the first check >= W instead of at S (or 2S with early reply).
+# Plain TCP sends it at once. Hence, with X = the concentrator's hold:
+#   conc-socks5      4(C+W) + 2S
+#   edge             4C + W + X(S) + W + S    = 4C+2W+2S when X(S) = S
+#   edge-early       4C + W + X(2S)           (request in the SYN)
+#   edge-tcp         4C + 2W + 2S
+#   edge-tcp-early   4C + W + 2S
+#   implicit         C+W + 2S: socksbench's request rides in the SYN;
+#                    curl connects first, then writes: 2(C+W) + S
+# X(t) = t when the concentrator's connection is plain TCP or t >= W,
+# else K(W).
+tier_model() {
+	awk -v t="$1" -v m="$2" -v c="$3" -v w="$4" -v s="$5" '
+	function kick(w,   k, r) {
+		k = 5; r = 5
+		while (k < w) { if (r < 640) r *= 2; k += r }
+		return k
+	}
+	function hold(x) { return x >= w ? x : kick(w) }
+	BEGIN {
+	    if (m == "conc-socks5") v = 4 * (c + w) + 2 * s
+	    else if (m == "edge") v = 4 * c + 2 * w + s + hold(s)
+	    else if (m == "edge-early") v = 4 * c + w + hold(2 * s)
+	    else if (m == "edge-tcp") v = 4 * c + 2 * w + 2 * s
+	    else if (m == "edge-tcp-early") v = 4 * c + w + 2 * s
+	    else if (m == "implicit" && t == "curl")
+		v = 2 * (c + w) + (s > c + w ? 2 * s - c - w : s)
+	    else if (m == "implicit") v = c + w + 2 * s
+	    printf "%d\n", v + 0.5 }'
+}
+
+# tier_model_text MODE: the formula, for the tables.
+tier_model_text() {
+	case $1 in
+	conc-socks5) echo "4(C+W)+2S" ;;
+	edge) echo "4C+2W+S+K" ;;
+	edge-early) echo "4C+W+K" ;;
+	edge-tcp) echo "4C+2W+2S" ;;
+	edge-tcp-early) echo "4C+W+2S" ;;
+	implicit) echo "C+W+2S; curl 2(C+W)+S" ;;
+	esac
+}
+
+# tier_sb_args MODE: socksbench options from cli to far's target for MODE.
+tier_sb_args() {
+	t="--target $LAB_FAR_IP5:$LAB_SRV_PORT"
+	case $1 in
+	conc-socks5) echo "--proxy socks5 --gw $LAB_SRV_IP3:1080 $t" ;;
+	implicit) echo "--proxy convert --silent --gw $LAB_SRV_IP3:5125 $t" \
+	    "--user $CONV_USER --key $CONV_KEY" ;;
+	*) echo "--proxy socks5 --gw $LAB_GW_IP1:$(tier_port "$1") $t" ;;
+	esac
+}
+
+# tier_shim_env MODE: the environment for build/mpgw-run.
+tier_shim_env() {
+	case $1 in
+	conc-socks5) echo "MPGW_GATEWAY=$LAB_SRV_IP3:1080 MPGW_METHOD=none" ;;
+	implicit) echo "MPGW_GATEWAY=$LAB_SRV_IP3:5125 MPGW_MODE=implicit" \
+	    "MPGW_USER=$CONV_USER MPGW_KEY=$CONV_KEY" ;;
+	*) echo "MPGW_GATEWAY=$LAB_GW_IP1:$(tier_port "$1") MPGW_METHOD=none" ;;
+	esac
+}
+
+# tier_one TOOL MODE: one request; prints the TTFB in microseconds or
+# nothing on failure.
+tier_one() {
+	if [ "$1" = socksbench ]; then
+		# shellcheck disable=SC2046
+		ip netns exec "$LAB_NS_CLI" "$SB" $(tier_sb_args "$2") \
+		    --label "$2" --mode ttfb --count 1 --timeout 10 \
+		    2>>"$TMP/sb.log" | tail -n 1 | tr ' ' '\n' |
+		    sed -n 's/^p50_us=//p' | awk '$1 + 0 > 0'
+	else
+		# shellcheck disable=SC2046
+		ip netns exec "$LAB_NS_CLI" env $(tier_shim_env "$2") \
+		    "$BUILD/mpgw-run" curl -s -o /dev/null --max-time 10 \
+		    -w '%{time_starttransfer}\n' \
+		    "http://$LAB_FAR_IP5:$LAB_HTTP_PORT/" 2>>"$TMP/curl.log" |
+		    awk '$1 + 0 > 0 { printf "%.1f\n", $1 * 1e6 }'
+	fi
+}
+
+# srv_counter NAME: a TcpExt or MPTcpExt counter of srv's (the
+# concentrator's) network namespace, 0 if absent.
+srv_counter() {
+	ip netns exec "$LAB_NS_SRV" cat /proc/net/netstat | awk -v n="$1" '
+	    $1 in seen { for (i = 2; i <= NF; i++) if (h[$1, i] == n) v = $i
+		next }
+	    { seen[$1] = 1; for (i = 2; i <= NF; i++) h[$1, i] = $i }
+	    END { print v + 0 }'
+}
+
+lab_tier_ttfb() {
+	wans=${BENCH_TIER_WAN:-20 60}
+	fd=${BENCH_TIER_FDELAY:-2.5}
+	n=${BENCH_TIER_TTFB_N:-15}
+	c=1
+	s=$(awk -v d="$fd" 'BEGIN { print 2 * d }')
+	say "== lab: two tiers, TTFB; C = $c ms, W = $wans ms, S = $s ms;" \
+	    "$n requests per mode and tool"
+	out=$RES/lab_tier_ttfb.csv
+	echo "tool,label,rtt_c_ms,rtt_w_ms,rtt_s_ms,n,p50_us,p90_us,model_ms\
+,errors,syn_data" >"$out"
+	raw=$RES/lab_tier_ttfb_raw.csv
+	echo "tool,label,rtt_w_ms,sample,ttfb_us" >"$raw"
+	for w in $wans; do
+		tier_start --route --cdelay 0.5 --delay1 "$(awk -v w="$w" \
+		    'BEGIN { print w / 2 }')" --delay2 "$(awk -v w="$w" \
+		    'BEGIN { print w / 2 }')" --fdelay "$fd" || return 0
+		for m in $TIER_MODES; do
+			for tool in socksbench curl; do
+				tier_one "$tool" "$m" >/dev/null
+			done
+		done
+		for tool in socksbench curl; do
+			for m in $TIER_MODES; do
+				: >"$TMP/tier-$tool-$m"
+				f0=$(srv_counter TCPFastOpenPassive)
+				i=1
+				while [ $i -le "$n" ]; do
+					v=$(tier_one "$tool" "$m")
+					[ -n "$v" ] &&
+					    echo "$v" >>"$TMP/tier-$tool-$m" &&
+					    echo "$tool,$m,$w,$i,$v" >>"$raw"
+					i=$((i + 1))
+				done
+				f1=$(srv_counter TCPFastOpenPassive)
+				got=$(wc -l <"$TMP/tier-$tool-$m")
+				echo "$tool,$m,$c,$w,$s,$n,$(pct 0.5 \
+				    <"$TMP/tier-$tool-$m"),$(pct 0.9 \
+				    <"$TMP/tier-$tool-$m"),$(tier_model "$tool" \
+				    "$m" $c "$w" "$s"),$((n - got)),$((f1 - f0))" \
+				    >>"$out"
+			done
+		done
+		lab_stop
+	done
+	echo
+	echo "Two tiers, TTFB p50 / p90 in ms (C = client<->edge RTT $c ms," \
+	    "W = edge<->concentrator RTT,"
+	echo "  S = concentrator<->server RTT $s ms; model = round trips, K =" \
+	    "the concentrator's SYN_RECV"
+	echo "  hold on MPTCP: next cv_kick check >= W, 35 ms for W=20, 75" \
+	    "for W=60; syn = SYN data accepted"
+	echo "  at the concentrator per $n requests, edges with a cached Fast" \
+	    "Open cookie)"
+	for tool in socksbench curl; do
+		echo
+		printf '%-10s %-15s' "$tool" mode
+		for w in $wans; do
+			printf ' %25s' "W=$w: p50 p90 model syn"
+		done
+		printf '  %s\n' model
+		for m in $TIER_MODES; do
+			printf '%-10s %-15s' "" "$m"
+			for w in $wans; do
+				awk -F, -v t="$tool" -v m="$m" -v w="$w" '
+				    function ms(v) {
+					if (v == "-") return "-"
+					return sprintf("%.1f", v / 1000) }
+				    $1 == t && $2 == m && $4 == w {
+					printf " %8s %6s %5s %3s", ms($7),
+					    ms($8), $9, $11; f = 1 }
+				    END { if (!f) printf " %25s", "-" }' \
+				    "$out"
+				for k in 7:p50_us 8:p90_us; do
+					awk -F, -v t="$tool" -v m="$m" \
+					    -v w="$w" -v c="${k%%:*}" \
+					    -v n="${k#*:}" '$1 == t &&
+					    $2 == m && $4 == w {
+					    printf "lab_tier_ttfb,%s,%s,%s,%s,%s\n",
+						m, t, w, n, $c }' "$out" \
+					    >>"$RES/summary.csv"
+				done
+			done
+			printf '  %s\n' "$(tier_model_text "$m")"
+		done
+	done
+	e=$(awk -F, 'NR > 1 && $10 != 0' "$out")
+	if [ -n "$e" ]; then
+		echo "(rows with errors:)"
+		echo "$e"
+	fi
+}
+
+# --- lab 5. two tiers: aggregation ------------------------------------------
+#
+# One download of BENCH_AGG_MB MiB (curl --socks5 through an edge, HTTP
+# from far, into sink.py) with links 3 and 4 shaped as in the single-tier
+# aggregation (BENCH_AGG_CASES): edge upstream MPTCP (both links) vs TCP
+# (link 3 only); MPTCP BENCH_TIER_REPEATS runs, TCP BENCH_REPEATS,
+# interleaved. Goodput = bytes / wall time of the fetch; of_sum = goodput /
+# (rate1 + rate2). MPTCP downloads across the chain sometimes crawl, a
+# string of 150-600 ms gaps with MPTCP-level retransmissions at the
+# concentrator (issue 12), so each run also records its longest gap, the
+# sum of its gaps of 150 ms or more and the concentrator's MPTcpExt
+# MPTCPRetrans; curl gives up after 30 s (MPTCP; 60 s TCP) or 10 s
+# without data, and a cut run counts with the bytes it got.
+lab_tier_aggregation() {
+	out=$RES/lab_tier_aggregation.csv
+	bytes=$((AGG_MB * 1048576))
+	want=$(head -c "$bytes" "$TMP/big.bin" | sha256sum | cut -d' ' -f1)
+	echo "case,label,repeat,rate1,rate2,delay1,delay2,completed,sha256_ok\
+,bytes,seconds,mbps,stall_ms,gaps_ms,mptcp_retrans,mptcp,subflows" >"$out"
+	for c in $AGG_CASES; do
+		set -- $(echo "$c" | tr : ' ')
+		r1=$1 r2=$2 d1=$3 d2=$4
+		say "== lab: two tiers, aggregation, links $r1+$r2 Mbit/s," \
+		    "one-way $d1/$d2 ms, ${AGG_MB} MiB download;" \
+		    "MPTCP $TIER_REPEATS runs, TCP $REPEATS"
+		tier_start --rate1 "$r1" --rate2 "$r2" --delay1 "$d1" \
+		    --delay2 "$d2" || continue
+		r=1
+		while [ $r -le "$TIER_REPEATS" ] || [ $r -le "$REPEATS" ]; do
+			for lbl in edge edge-tcp; do
+				n=$TIER_REPEATS mt=30
+				[ "$lbl" = edge-tcp ] && n=$REPEATS mt=60
+				[ $r -le "$n" ] || continue
+				a0=$(tier_nacc "$lbl")
+				line=$(tier_fetch "$lbl" "/head/$bytes" $mt)
+				tier_row "$lbl" "$a0" "$line" "$bytes" \
+				    "$want" "$c,$lbl,$r,$r1,$r2,$d1,$d2" >>"$out"
+			done
+			r=$((r + 1))
+		done
+		lab_stop
+	done
+	echo
+	echo "Two tiers, aggregation: one ${AGG_MB} MiB download through edge" \
+	    "-> concentrator (medians over the runs;"
+	echo "  of_sum = goodput / (rate1 + rate2); x_tcp = MPTCP / TCP; stall" \
+	    "= longest gap between two reads at the"
+	echo "  client; gaps = sum of the gaps >= 150 ms; retr = the" \
+	    "concentrator's MPTCP-level retransmissions)"
+	printf '%-12s %-6s %4s %7s %7s %6s %8s %8s %7s %5s %s\n' \
+	    "links Mbit/s" edge runs Mbit/s of_sum x_tcp stall_ms gaps_ms \
+	    retr "done" "Mbit/s per run"
+	for c in $AGG_CASES; do
+		set -- $(echo "$c" | tr : ' ')
+		r1=$1 r2=$2 d1=$3 d2=$4
+		ref=$(tier_agg_col "$c" edge-tcp 12)
+		for lbl in edge-tcp edge; do
+			m=$(tier_agg_col "$c" "$lbl" 12)
+			set -- $(awk -F, -v c="$c" -v l="$lbl" '$1 == c &&
+			    $2 == l { n++; k += ($8 == "yes") }
+			    END { print n + 0, k + 0 }' "$out")
+			up=mptcp
+			[ "$lbl" = edge-tcp ] && up=tcp
+			printf '%-12s %-6s %4s %7s %7s %6s %8s %8s %7s %5s %s\n' \
+			    "$r1+$r2" "$up" "$1" "$m" \
+			    "$(ratio "$m" $((r1 + r2)))" "$(ratio "$m" "$ref")" \
+			    "$(tier_agg_col "$c" "$lbl" 13)" \
+			    "$(tier_agg_col "$c" "$lbl" 14)" \
+			    "$(tier_agg_col "$c" "$lbl" 15)" "$2/$1" \
+			    "$(awk -F, -v c="$c" -v l="$lbl" '$1 == c &&
+			    $2 == l { printf "%s%s", s, $12; s = " " }' "$out")"
+			{
+				echo "lab_tier_aggregation,$lbl,down,$c,mbps,$m"
+				echo "lab_tier_aggregation,$lbl,down,$c,of_sum\
+,$(ratio "$m" $((r1 + r2)))"
+				echo "lab_tier_aggregation,$lbl,down,$c,completed\
+,$2/$1"
+			} >>"$RES/summary.csv"
+		done
+	done
+	echo "  (links: rate1+rate2, one-way delays per BENCH_AGG_CASES:" \
+	    "$AGG_CASES)"
+}
+
+# tier_agg_col CASE LABEL COLUMN: median of a column of the aggregation CSV.
+tier_agg_col() {
+	awk -F, -v c="$1" -v l="$2" -v k="$3" '$1 == c && $2 == l &&
+	    $k != "" && $k != "-" { print $k }' \
+	    "$RES/lab_tier_aggregation.csv" | median
+}
+
+# tier_nacc LABEL: how many access lines LABEL's gateway wrote so far.
+tier_nacc() {
+	grep -c ' access ' "$TMP/tier-$1.log" 2>/dev/null || true
+}
+
+# tier_row LABEL A0 LINE BYTES SHA PREFIX: one CSV row of a download (LINE
+# from tier_fetch), with the edge's MPTCP facts from its access line
+# (written when the session closes: wait up to 2 s for one more than A0).
+tier_row() {
+	b=$(kv "$3" bytes)
+	s=$(kv "$3" wall_s)
+	ok=no
+	[ "$(kv "$3" sha256)" = "$5" ] && ok=yes
+	done_=no
+	[ "${b:-0}" = "$4" ] && [ $ok = yes ] && done_=yes
+	mbps=$(awk -v b="${b:-0}" -v s="${s:-0}" 'BEGIN {
+	    if (s > 0) printf "%.1f\n", b * 8 / s / 1e6; else print "-" }')
+	i=0
+	while [ $i -lt 40 ] && [ "$(tier_nacc "$1")" -le "$2" ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	mp=- sf=-
+	if [ "$(tier_nacc "$1")" -gt "$2" ]; then
+		mp=$(tier_access "$1" mptcp)
+		sf=$(tier_access "$1" subflows)
+	fi
+	echo "$6,$done_,$ok,${b:-0},${s:--},$mbps,$(kv "$3" stall_ms)\
+,$(kv "$3" gaps_ms),$(kv "$3" mptcp_retrans),$mp,$sf"
+}
+
+# --- lab 6. two tiers: failover -----------------------------------------------
+#
+# The single-tier failover through the chain: a BENCH_FAIL_MB MiB HTTP
+# download (curl --socks5 through the MPTCP edge, from far, into sink.py),
+# links 3 and 4 at BENCH_FAIL_RATE Mbit/s and BENCH_FAIL_DELAY ms one way;
+# at half of it sink.py sets link 3 (the edge's first subflow's) down in gw.
+# BENCH_TIER_REPEATS runs, a fresh lab each, curl cut after 60 s; per run:
+# completed, sha256 equal, the longest gap between two reads at the client
+# (the stall), the other columns as in the aggregation, and the trace of
+# bytes over time (lab_tier_failover_trace.csv; the plot).
+lab_tier_failover() {
+	half=$((BIG_MB * 1048576 / 2))
+	say "== lab: two tiers, failover, links ${FAIL_RATE}+${FAIL_RATE}" \
+	    "Mbit/s, ${FAIL_DELAY} ms; edge link 3 down after" \
+	    "$((BIG_MB / 2)) of ${BIG_MB} MiB; $TIER_REPEATS runs"
+	out=$RES/lab_tier_failover.csv
+	trace=$RES/lab_tier_failover_trace.csv
+	echo "label,repeat,completed,sha256_ok,bytes,seconds,mbps,stall_ms\
+,gaps_ms,mptcp_retrans,mptcp,subflows,cut_s" >"$out"
+	echo "repeat,seconds,bytes" >"$trace"
+	r=1
+	while [ $r -le "$TIER_REPEATS" ]; do
+		tier_start --rate1 "$FAIL_RATE" --rate2 "$FAIL_RATE" \
+		    --delay1 "$FAIL_DELAY" --delay2 "$FAIL_DELAY" || return 0
+		a0=$(tier_nacc edge)
+		SINK_TRACE=$TMP/trace
+		export SINK_TRACE
+		line=$(tier_fetch edge /big 60 "$half" ip -n "$LAB_NS_GW" \
+		    link set "$LAB_GW_IF3" down)
+		unset SINK_TRACE
+		echo "$(tier_row edge "$a0" "$line" "$BIG_BYTES" "$BIG_SHA" \
+		    "edge,$r"),$(kv "$line" cut_s)" >>"$out"
+		awk -v r="$r" '{ printf "%d,%s,%s\n", r, $1, $2 }' \
+		    "$TMP/trace" >>"$trace" 2>/dev/null
+		lab_stop
+		r=$((r + 1))
+	done
+	echo
+	echo "Two tiers, failover: ${BIG_MB} MiB download through edge ->" \
+	    "concentrator (MPTCP), links ${FAIL_RATE}+${FAIL_RATE} Mbit/s,"
+	echo "  RTT $((2 * FAIL_DELAY)) ms; the edge's link 3 down at" \
+	    "$((BIG_MB / 2)) MiB (stall = longest gap between two reads," \
+	    "client; gaps, retr as above)"
+	printf '%-4s %9s %9s %8s %7s %8s %8s %7s\n' run completed sha256_ok \
+	    seconds Mbit/s stall_ms gaps_ms retr
+	awk -F, 'NR > 1 { printf "%-4s %9s %9s %8s %7s %8s %8s %7s\n",
+	    $2, $3, $4, $6, $7, $8, $9, $10 }' "$out"
+	c=$(awk -F, 'NR > 1 && $3 == "yes"' "$out" | wc -l)
+	st=$(awk -F, 'NR > 1 { print $8 }' "$out" | median)
+	mx=$(awk -F, 'NR > 1 && $8 + 0 > m { m = $8 + 0 } END { print m + 0 }' \
+	    "$out")
+	echo "completed $c/$TIER_REPEATS; longest stall: median $st ms," \
+	    "max $mx ms"
+	{
+		echo "lab_tier_failover,edge,down,$FAIL_RATE,completed\
+,$c/$TIER_REPEATS"
+		echo "lab_tier_failover,edge,down,$FAIL_RATE,stall_ms,$st"
+		echo "lab_tier_failover,edge,down,$FAIL_RATE,stall_ms_max,$mx"
+	} >>"$RES/summary.csv"
+}
+
+# --- two tiers: plot data (tests/bench/plot-tier.gp -> results/tier.png) -----
+
+make_plots_tier() {
+	f=$RES/lab_tier_ttfb.csv
+	if [ -s "$f" ]; then
+		wans=$(awk -F, 'NR > 1 { print $4 }' "$f" | sort -nu)
+		for tool in socksbench curl; do
+			{
+				printf 'mode'
+				for w in $wans; do
+					printf ' W=%s W=%s_p90 W=%s_model' \
+					    "$w" "$w" "$w"
+				done
+				echo
+				for m in $TIER_MODES; do
+					printf '%s' "$m"
+					for w in $wans; do
+						awk -F, -v t="$tool" -v m="$m" \
+						    -v w="$w" '
+						    function ms(v) {
+							if (v == "-") return "NaN"
+							return sprintf("%.2f",
+							    v / 1000) }
+						    $1 == t && $2 == m && $4 == w {
+							printf " %s %s %s",
+							    ms($7), ms($8), $9
+							f = 1 }
+						    END { if (!f)
+							printf " NaN NaN NaN" }' \
+						    "$f"
+					done
+					echo
+				done
+			} >"$RES/plot_tier_ttfb_$tool.dat"
+		done
+	fi
+	f=$RES/lab_tier_aggregation.csv
+	if [ -s "$f" ]; then
+		{
+			echo "links upstream_TCP upstream_MPTCP"
+			for c in $(awk -F, 'NR > 1 && !s[$1]++ { print $1 }' "$f")
+			do
+				set -- $(echo "$c" | tr : ' ')
+				printf '%s+%s,%s/%sms' "$1" "$2" "$3" "$4"
+				for lbl in edge-tcp edge; do
+					m=$(tier_agg_col "$c" "$lbl" 12)
+					v=$(ratio "$m" $(($1 + $2)))
+					printf ' %s' "$(echo "$v" |
+					    sed 's/^-$/NaN/')"
+				done
+				echo
+			done
+		} >"$RES/plot_tier_aggregation.dat"
+		# Every run: x = the case's bar (TCP left, MPTCP right).
+		awk -F, 'NR > 1 { if (!($1 in x)) x[$1] = n++
+		    printf "%.2f %.3f\n", x[$1] + ($2 == "edge" ? 0.19 : -0.19),
+			$12 / ($4 + $5) }' "$f" >"$RES/plot_tier_aggregation_runs.dat"
+	fi
+	f=$RES/lab_tier_failover_trace.csv
+	if [ -s "$f" ]; then
+		awk -F, 'NR > 1 { if ($1 != r && r != "") printf "\n\n"
+		    r = $1; printf "%s %.6f\n", $2, $3 / 1048576 }' "$f" \
+		    >"$RES/plot_tier_failover.dat"
+		awk -F, -v h="$((BIG_MB / 2))" 'NR > 1 && $13 != "-" {
+		    print $2, $13, h }' "$RES/lab_tier_failover.csv" \
+		    >"$RES/plot_tier_failover_cut.dat"
+	fi
+	[ -s "$RES/plot_tier_ttfb_socksbench.dat" ] || return 0
+	(cd "$RES" && gnuplot "$HERE/plot-tier.gp") 2>"$RES/../plot.log" &&
+	    rm -f "$RES/../plot.log" ||
+	    say "run.sh: gnuplot failed on plot-tier.gp (see" \
+	    "tests/bench/plot.log)"
+}
+
 # --- lab part ----------------------------------------------------------------
 
 part_lab() {
@@ -1191,11 +1783,15 @@ part_lab() {
 	chmod 600 "$TMP/users"
 	sed -e "s|@CERTS@|$BUILD/certs|" -e "s|@USERS@|$TMP/users|" \
 	    "$CONF/lab-mpgw-auth.ini" >"$TMP/lab-mpgw-auth.ini"
-	for sec in ${BENCH_LAB_SECTIONS:-aggregation failover ttfb}; do
+	for sec in ${BENCH_LAB_SECTIONS:-aggregation failover ttfb \
+	    tier-ttfb tier-aggregation tier-failover}; do
 		case $sec in
 		aggregation) lab_aggregation ;;
 		failover) lab_failover ;;
 		ttfb) lab_ttfb_rtt ;;
+		tier-ttfb) lab_tier_ttfb ;;
+		tier-aggregation) lab_tier_aggregation ;;
+		tier-failover) lab_tier_failover ;;
 		*) say "run.sh: unknown lab section '$sec'" ;;
 		esac
 	done
@@ -1252,6 +1848,7 @@ make_plots() {
 	(cd "$RES" && gnuplot "$HERE/plot.gp") 2>"$RES/../plot.log" &&
 	    rm -f "$RES/../plot.log" ||
 	    say "run.sh: gnuplot failed (see tests/bench/plot.log)"
+	make_plots_tier
 }
 
 # --- main -------------------------------------------------------------------
