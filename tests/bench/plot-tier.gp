@@ -2,7 +2,8 @@
 # (make_plots_tier) in tests/bench/results/ after it wrote the tables:
 #   plot_tier_ttfb_socksbench.dat, plot_tier_ttfb_curl.dat
 #       mode, then per WAN RTT: p50, p90 and the model (ms)
-#   plot_tier_aggregation.dat   links, fraction of rate1+rate2: TCP, MPTCP
+#   plot_tier_aggregation.dat   links, fraction of rate1+rate2: TCP, MPTCP,
+#                               MPTCP without data in the SYN
 #   plot_tier_aggregation_runs.dat  x, fraction: every run
 #   plot_tier_failover.dat      per run (blocks): seconds, MiB received
 #   plot_tier_failover_cut.dat  run, seconds, MiB when link 3 went down
@@ -41,14 +42,16 @@ do for [tool in "socksbench curl"] {
 # --- aggregation --------------------------------------------------------------
 set title "Aggregation through the chain: goodput / (rate1 + rate2), median (bar), each run (dot)"
 set ylabel "fraction of the summed link rates"
-set yrange [0:1.1]
+set yrange [0:1.25]
 set xrange [-0.6:1.6]
 set xtics norotate
 if (!have("plot_tier_aggregation.dat")) { eval skipped("Aggregation") } else {
 set arrow 1 from -0.6,0.85 to 1.6,0.85 nohead dt 2 lc rgb "gray40"
 set label 1 "0.85 (simult_flows selftest)" at -0.55,0.88 tc rgb "gray40"
-plot "plot_tier_aggregation.dat" using ($0 - 0.19):2:xtic(1) skip 1 with boxes lc 3 title "edge upstream TCP", \
-    "" using ($0 + 0.19):3 skip 1 with boxes lc 4 title "edge upstream MPTCP", \
+set boxwidth 0.26
+plot "plot_tier_aggregation.dat" using ($0 - 0.27):2:xtic(1) skip 1 with boxes lc 3 title "edge upstream TCP", \
+    "" using 0:3 skip 1 with boxes lc 4 title "edge upstream MPTCP", \
+    "" using ($0 + 0.27):4 skip 1 with boxes lc 6 title "MPTCP, no data in the SYN (edge Fast Open off)", \
     "plot_tier_aggregation_runs.dat" using 1:2 with points pt 7 ps 1 lc rgb "black" title "each run"
 }
 unset arrow 1

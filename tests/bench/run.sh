@@ -45,9 +45,10 @@
 #   BENCH_TIER_WAN    edge<->concentrator RTTs for TTFB, ms ["20 60"]
 #   BENCH_TIER_FDELAY concentrator<->server one-way delay, ms [2.5]
 #   BENCH_TIER_TTFB_N requests per TTFB point, mode and tool [15]
-#   BENCH_TIER_REPEATS  MPTCP runs of tier-aggregation, tier-failover [5]
-#   (tier-aggregation uses BENCH_AGG_CASES/BENCH_AGG_MB, tier-failover
-#   BENCH_FAIL_*, as the single-tier sections)
+#   BENCH_TIER_REPEATS  MPTCP runs per tier-aggregation case [5]
+#   BENCH_TIER_AGG_MB MiB per tier-aggregation download [8]
+#   (tier-aggregation uses BENCH_AGG_CASES, tier-failover BENCH_FAIL_* and
+#   BENCH_REPEATS runs, as the single-tier sections)
 # Plots: tests/bench/plot.gp -> results/ttfb.png, results/throughput.png;
 # tests/bench/plot-tier.gp -> results/tier.png.
 set -u
@@ -1189,10 +1190,11 @@ lab_ttfb_rtt() {
 TIER_EDGES="edge edge-early edge-tcp edge-tcp-early"
 TIER_REPEATS=${BENCH_TIER_REPEATS:-5}
 
-# tier_port LABEL: the edge's SOCKS5 port.
+# tier_port LABEL: the edge's SOCKS5 port (edge-nosyn: the edge's, run
+# with client Fast Open off in gw).
 tier_port() {
 	case $1 in
-	edge) echo 1090 ;;
+	edge | edge-nosyn) echo 1090 ;;
 	edge-early) echo 1091 ;;
 	edge-tcp) echo 1092 ;;
 	edge-tcp-early) echo 1093 ;;
@@ -1249,7 +1251,8 @@ tier_start() {
 
 # tier_access LABEL KEY: KEY of the last access line of LABEL's gateway.
 tier_access() {
-	line=$(grep ' access ' "$TMP/tier-$1.log" 2>/dev/null | tail -n 1)
+	line=$(grep ' access ' "$TMP/tier-${1%-nosyn}.log" 2>/dev/null |
+	    tail -n 1)
 	kv "$line" "$2"
 }
 
@@ -1271,6 +1274,16 @@ tier_fetch() {
 	x1=$(srv_counter MPTCPRetrans)
 	echo "$l wall_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN {
 	    printf "%.3f", b - a }') mptcp_retrans=$((x1 - x0))"
+}
+
+# tier_warm: one small request through the MPTCP edge, so that gw's
+# kernel holds the concentrator's Fast Open cookie and every later via SYN
+# carries the Convert message and the client's first bytes, as on an edge
+# in service (a fresh lab's first connection is a first contact).
+tier_warm() {
+	ip netns exec "$LAB_NS_CLI" curl -s -o /dev/null --max-time 10 \
+	    --socks5 "$LAB_GW_IP1:$(tier_port edge)" \
+	    "http://$LAB_FAR_IP5:$LAB_HTTP_PORT/" 2>>"$TMP/curl.log"
 }
 
 # --- lab 4. two tiers: time to first byte ---------------------------------
@@ -1496,20 +1509,31 @@ lab_tier_ttfb() {
 
 # --- lab 5. two tiers: aggregation ------------------------------------------
 #
-# One download of BENCH_AGG_MB MiB (curl --socks5 through an edge, HTTP
+# One download of BENCH_TIER_AGG_MB MiB (curl --socks5 through an edge, HTTP
 # from far, into sink.py) with links 3 and 4 shaped as in the single-tier
 # aggregation (BENCH_AGG_CASES): edge upstream MPTCP (both links) vs TCP
 # (link 3 only); MPTCP BENCH_TIER_REPEATS runs, TCP BENCH_REPEATS,
-# interleaved. Goodput = bytes / wall time of the fetch; of_sum = goodput /
+# interleaved, after tier_warm. Goodput = bytes / wall time of the fetch; of_sum = goodput /
 # (rate1 + rate2). MPTCP downloads across the chain sometimes crawl, a
 # string of 150-600 ms gaps with MPTCP-level retransmissions at the
 # concentrator (issue 12), so each run also records its longest gap, the
 # sum of its gaps of 150 ms or more and the concentrator's MPTcpExt
-# MPTCPRetrans; curl gives up after 30 s (MPTCP; 60 s TCP) or 10 s
-# without data, and a cut run counts with the bytes it got.
+# MPTCPRetrans; curl gives up after three times the ideal time at the
+# rates it may use (at least 10 s), or 10 s without data, and a cut run
+# counts with the bytes it got.
+#
+# The crawl needs data in the SYN: the first connection of a fresh lab
+# (the edge has no Fast Open cookie yet) was always clean, and so were all
+# with client Fast Open off in gw. Row edge-nosyn (BENCH_REPEATS runs)
+# is the MPTCP edge with net.ipv4.tcp_fastopen = 0 in gw: the Convert
+# message follows the handshake, one WAN round trip later, and the
+# concentrator's connection never holds SYN data.
+TIER_AGG_LABELS="edge edge-nosyn edge-tcp"
+TIER_AGG_MB=${BENCH_TIER_AGG_MB:-8}
+
 lab_tier_aggregation() {
 	out=$RES/lab_tier_aggregation.csv
-	bytes=$((AGG_MB * 1048576))
+	bytes=$((TIER_AGG_MB * 1048576))
 	want=$(head -c "$bytes" "$TMP/big.bin" | sha256sum | cut -d' ' -f1)
 	echo "case,label,repeat,rate1,rate2,delay1,delay2,completed,sha256_ok\
 ,bytes,seconds,mbps,stall_ms,gaps_ms,mptcp_retrans,mptcp,subflows" >"$out"
@@ -1517,18 +1541,27 @@ lab_tier_aggregation() {
 		set -- $(echo "$c" | tr : ' ')
 		r1=$1 r2=$2 d1=$3 d2=$4
 		say "== lab: two tiers, aggregation, links $r1+$r2 Mbit/s," \
-		    "one-way $d1/$d2 ms, ${AGG_MB} MiB download;" \
-		    "MPTCP $TIER_REPEATS runs, TCP $REPEATS"
+		    "one-way $d1/$d2 ms, ${TIER_AGG_MB} MiB download;" \
+		    "MPTCP $TIER_REPEATS runs, no SYN data and TCP $REPEATS"
 		tier_start --rate1 "$r1" --rate2 "$r2" --delay1 "$d1" \
 		    --delay2 "$d2" || continue
+		tier_warm
 		r=1
 		while [ $r -le "$TIER_REPEATS" ] || [ $r -le "$REPEATS" ]; do
-			for lbl in edge edge-tcp; do
-				n=$TIER_REPEATS mt=30
-				[ "$lbl" = edge-tcp ] && n=$REPEATS mt=60
+			for lbl in $TIER_AGG_LABELS; do
+				n=$TIER_REPEATS rt=$((r1 + r2))
+				[ "$lbl" = edge ] || n=$REPEATS
+				[ "$lbl" = edge-tcp ] && rt=$r1
 				[ $r -le "$n" ] || continue
+				mt=$(awk -v b="$bytes" -v r="$rt" 'BEGIN {
+				    t = int(3 * b * 8 / (r * 1e6)) + 1
+				    print t < 10 ? 10 : t }')
+				[ "$lbl" = edge-nosyn ] && ip netns exec \
+				    "$LAB_NS_GW" sysctl -qw net.ipv4.tcp_fastopen=0
 				a0=$(tier_nacc "$lbl")
 				line=$(tier_fetch "$lbl" "/head/$bytes" $mt)
+				ip netns exec "$LAB_NS_GW" sysctl -qw \
+				    "net.ipv4.tcp_fastopen=$LAB_TFO_GW"
 				tier_row "$lbl" "$a0" "$line" "$bytes" \
 				    "$want" "$c,$lbl,$r,$r1,$r2,$d1,$d2" >>"$out"
 			done
@@ -1537,12 +1570,14 @@ lab_tier_aggregation() {
 		lab_stop
 	done
 	echo
-	echo "Two tiers, aggregation: one ${AGG_MB} MiB download through edge" \
-	    "-> concentrator (medians over the runs;"
+	echo "Two tiers, aggregation: one ${TIER_AGG_MB} MiB download through" \
+	    "edge -> concentrator (medians over the runs;"
 	echo "  of_sum = goodput / (rate1 + rate2); x_tcp = MPTCP / TCP; stall" \
 	    "= longest gap between two reads at the"
 	echo "  client; gaps = sum of the gaps >= 150 ms; retr = the" \
-	    "concentrator's MPTCP-level retransmissions)"
+	    "concentrator's MPTCP-level retransmissions;"
+	echo "  nosyn = MPTCP with client Fast Open off in the edge's" \
+	    "namespace: no data in the SYN)"
 	printf '%-12s %-6s %4s %7s %7s %6s %8s %8s %7s %5s %s\n' \
 	    "links Mbit/s" edge runs Mbit/s of_sum x_tcp stall_ms gaps_ms \
 	    retr "done" "Mbit/s per run"
@@ -1550,13 +1585,16 @@ lab_tier_aggregation() {
 		set -- $(echo "$c" | tr : ' ')
 		r1=$1 r2=$2 d1=$3 d2=$4
 		ref=$(tier_agg_col "$c" edge-tcp 12)
-		for lbl in edge-tcp edge; do
+		for lbl in edge-tcp edge edge-nosyn; do
 			m=$(tier_agg_col "$c" "$lbl" 12)
 			set -- $(awk -F, -v c="$c" -v l="$lbl" '$1 == c &&
 			    $2 == l { n++; k += ($8 == "yes") }
 			    END { print n + 0, k + 0 }' "$out")
-			up=mptcp
-			[ "$lbl" = edge-tcp ] && up=tcp
+			case $lbl in
+			edge) up=mptcp ;;
+			edge-nosyn) up=nosyn ;;
+			*) up=tcp ;;
+			esac
 			printf '%-12s %-6s %4s %7s %7s %6s %8s %8s %7s %5s %s\n' \
 			    "$r1+$r2" "$up" "$1" "$m" \
 			    "$(ratio "$m" $((r1 + r2)))" "$(ratio "$m" "$ref")" \
@@ -1587,7 +1625,7 @@ tier_agg_col() {
 
 # tier_nacc LABEL: how many access lines LABEL's gateway wrote so far.
 tier_nacc() {
-	grep -c ' access ' "$TMP/tier-$1.log" 2>/dev/null || true
+	grep -c ' access ' "$TMP/tier-${1%-nosyn}.log" 2>/dev/null || true
 }
 
 # tier_row LABEL A0 LINE BYTES SHA PREFIX: one CSV row of a download (LINE
@@ -1622,7 +1660,8 @@ tier_row() {
 # download (curl --socks5 through the MPTCP edge, from far, into sink.py),
 # links 3 and 4 at BENCH_FAIL_RATE Mbit/s and BENCH_FAIL_DELAY ms one way;
 # at half of it sink.py sets link 3 (the edge's first subflow's) down in gw.
-# BENCH_TIER_REPEATS runs, a fresh lab each, curl cut after 60 s; per run:
+# BENCH_REPEATS runs, a fresh lab each (warmed: the via SYN carries
+# data, see tier_warm), curl cut after 60 s; per run:
 # completed, sha256 equal, the longest gap between two reads at the client
 # (the stall), the other columns as in the aggregation, and the trace of
 # bytes over time (lab_tier_failover_trace.csv; the plot).
@@ -1630,16 +1669,17 @@ lab_tier_failover() {
 	half=$((BIG_MB * 1048576 / 2))
 	say "== lab: two tiers, failover, links ${FAIL_RATE}+${FAIL_RATE}" \
 	    "Mbit/s, ${FAIL_DELAY} ms; edge link 3 down after" \
-	    "$((BIG_MB / 2)) of ${BIG_MB} MiB; $TIER_REPEATS runs"
+	    "$((BIG_MB / 2)) of ${BIG_MB} MiB; $REPEATS runs"
 	out=$RES/lab_tier_failover.csv
 	trace=$RES/lab_tier_failover_trace.csv
 	echo "label,repeat,completed,sha256_ok,bytes,seconds,mbps,stall_ms\
 ,gaps_ms,mptcp_retrans,mptcp,subflows,cut_s" >"$out"
 	echo "repeat,seconds,bytes" >"$trace"
 	r=1
-	while [ $r -le "$TIER_REPEATS" ]; do
+	while [ $r -le "$REPEATS" ]; do
 		tier_start --rate1 "$FAIL_RATE" --rate2 "$FAIL_RATE" \
 		    --delay1 "$FAIL_DELAY" --delay2 "$FAIL_DELAY" || return 0
+		tier_warm
 		a0=$(tier_nacc edge)
 		SINK_TRACE=$TMP/trace
 		export SINK_TRACE
@@ -1667,11 +1707,11 @@ lab_tier_failover() {
 	st=$(awk -F, 'NR > 1 { print $8 }' "$out" | median)
 	mx=$(awk -F, 'NR > 1 && $8 + 0 > m { m = $8 + 0 } END { print m + 0 }' \
 	    "$out")
-	echo "completed $c/$TIER_REPEATS; longest stall: median $st ms," \
+	echo "completed $c/$REPEATS; longest stall: median $st ms," \
 	    "max $mx ms"
 	{
 		echo "lab_tier_failover,edge,down,$FAIL_RATE,completed\
-,$c/$TIER_REPEATS"
+,$c/$REPEATS"
 		echo "lab_tier_failover,edge,down,$FAIL_RATE,stall_ms,$st"
 		echo "lab_tier_failover,edge,down,$FAIL_RATE,stall_ms_max,$mx"
 	} >>"$RES/summary.csv"
@@ -1716,12 +1756,12 @@ make_plots_tier() {
 	f=$RES/lab_tier_aggregation.csv
 	if [ -s "$f" ]; then
 		{
-			echo "links upstream_TCP upstream_MPTCP"
+			echo "links upstream_TCP upstream_MPTCP MPTCP_no_SYN_data"
 			for c in $(awk -F, 'NR > 1 && !s[$1]++ { print $1 }' "$f")
 			do
 				set -- $(echo "$c" | tr : ' ')
 				printf '%s+%s,%s/%sms' "$1" "$2" "$3" "$4"
-				for lbl in edge-tcp edge; do
+				for lbl in edge-tcp edge edge-nosyn; do
 					m=$(tier_agg_col "$c" "$lbl" 12)
 					v=$(ratio "$m" $(($1 + $2)))
 					printf ' %s' "$(echo "$v" |
@@ -1732,8 +1772,9 @@ make_plots_tier() {
 		} >"$RES/plot_tier_aggregation.dat"
 		# Every run: x = the case's bar (TCP left, MPTCP right).
 		awk -F, 'NR > 1 { if (!($1 in x)) x[$1] = n++
-		    printf "%.2f %.3f\n", x[$1] + ($2 == "edge" ? 0.19 : -0.19),
-			$12 / ($4 + $5) }' "$f" >"$RES/plot_tier_aggregation_runs.dat"
+		    d = $2 == "edge" ? 0 : $2 == "edge-nosyn" ? 0.27 : -0.27
+		    printf "%.2f %.3f\n", x[$1] + d, $12 / ($4 + $5) }' "$f" \
+		    >"$RES/plot_tier_aggregation_runs.dat"
 	fi
 	f=$RES/lab_tier_failover_trace.csv
 	if [ -s "$f" ]; then
