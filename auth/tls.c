@@ -1,9 +1,14 @@
 #include "auth/tls.h"
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth/linefile.h"
 
@@ -20,6 +25,121 @@ auth_tls_error(char *buf, size_t cap)
 	return buf;
 }
 
+/*
+ * Session ticket keys: the current one seals new tickets, the previous
+ * one still opens them (such a ticket is renewed). A key is made when the
+ * current one is older than TLS_TICKET_ROTATE, so a ticket is good for
+ * between one and two periods. The keys are random, in memory only, and
+ * shared by every context the process builds, so a SIGHUP reload keeps
+ * resumption working; they die with the process.
+ */
+#define TLS_TICKET_ROTATE 3600
+
+struct tls_ticket_key {
+	unsigned char name[16];
+	unsigned char aes[32];
+	unsigned char hmac[32];
+	time_t born;		/* 0: not made yet */
+};
+
+static pthread_mutex_t tk_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_ticket_key tk_ring[2];	/* current, previous */
+/* Fetched once: OpenSSL 3 looks an implicit EVP_aes_256_cbc() up per use. */
+static EVP_CIPHER *tk_cipher;
+static pthread_once_t tk_once = PTHREAD_ONCE_INIT;
+
+static void
+tls_ticket_fetch(void)
+{
+	tk_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+}
+
+/* Copy the current key into k, making a new one if it is due. 0 or -1. */
+static int
+tls_ticket_current(struct tls_ticket_key *k, time_t now)
+{
+	struct tls_ticket_key fresh;
+	int rc = 0;
+
+	pthread_mutex_lock(&tk_mu);
+	if (tk_ring[0].born == 0 || now - tk_ring[0].born >= TLS_TICKET_ROTATE) {
+		if (RAND_bytes(fresh.name, sizeof(fresh.name)) != 1 ||
+		    RAND_priv_bytes(fresh.aes, sizeof(fresh.aes)) != 1 ||
+		    RAND_priv_bytes(fresh.hmac, sizeof(fresh.hmac)) != 1)
+			rc = -1;
+		else {
+			fresh.born = now;
+			OPENSSL_cleanse(&tk_ring[1], sizeof(tk_ring[1]));
+			tk_ring[1] = tk_ring[0];
+			tk_ring[0] = fresh;
+		}
+		OPENSSL_cleanse(&fresh, sizeof(fresh));
+	}
+	if (rc == 0)
+		*k = tk_ring[0];
+	pthread_mutex_unlock(&tk_mu);
+	return rc;
+}
+
+/* The key named name, current or previous, into k; false if unknown. */
+static bool
+tls_ticket_find(const unsigned char name[16], struct tls_ticket_key *k)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&tk_mu);
+	for (int i = 0; i < 2 && !found; i++) {
+		if (tk_ring[i].born != 0 &&
+		    CRYPTO_memcmp(tk_ring[i].name, name, 16) == 0) {
+			*k = tk_ring[i];
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&tk_mu);
+	return found;
+}
+
+/*
+ * OpenSSL's ticket key callback: seal (enc 1) with the current key, open
+ * (enc 0) with whichever key the ticket names, 0 meaning a full
+ * handshake. A ticket that opens is always answered with a new one (2):
+ * a TLS 1.3 client uses a ticket once, so without a new one every other
+ * connection of the shim would do a full handshake.
+ */
+static int
+tls_ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
+    EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+	struct tls_ticket_key k;
+	OSSL_PARAM params[3];
+	int rc = 1;
+
+	(void)ssl;
+	pthread_once(&tk_once, tls_ticket_fetch);
+	if (tk_cipher == NULL)
+		return -1;
+	if (enc) {
+		if (tls_ticket_current(&k, time(NULL)) == -1 ||
+		    RAND_bytes(iv, EVP_CIPHER_get_iv_length(tk_cipher)) != 1)
+			return -1;
+		memcpy(name, k.name, sizeof(k.name));
+	} else if (!tls_ticket_find(name, &k))
+		return 0;
+	else
+		rc = 2;
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY,
+	    k.hmac, sizeof(k.hmac));
+	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    (char *)"SHA256", 0);
+	params[2] = OSSL_PARAM_construct_end();
+	if ((enc ? EVP_EncryptInit_ex(cctx, tk_cipher, NULL, k.aes, iv) :
+	    EVP_DecryptInit_ex(cctx, tk_cipher, NULL, k.aes, iv)) != 1 ||
+	    EVP_MAC_CTX_set_params(hctx, params) != 1)
+		rc = -1;
+	OPENSSL_cleanse(&k, sizeof(k));
+	return rc;
+}
+
 SSL_CTX *
 auth_tls_ctx(const struct gw_conf *c, char *err, size_t errlen)
 {
@@ -32,17 +152,32 @@ auth_tls_ctx(const struct gw_conf *c, char *err, size_t errlen)
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	/* Nothing here resumes sessions; renegotiation only costs. */
 	/*
 	 * A client's FIN without close_notify is its half-close, as on a
 	 * plain relay: the upstream sees EOF either way, and the answer
-	 * still in flight must not be thrown away.
+	 * still in flight must not be thrown away. Renegotiation only costs.
 	 */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET |
-	    SSL_OP_IGNORE_UNEXPECTED_EOF);
-	SSL_CTX_set_num_tickets(ctx, 0);
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF |
+	    SSL_OP_ALLOW_NO_DHE_KEX);
+	/*
+	 * Resumption by stateless tickets (no server-side cache to share
+	 * between workers): one ticket per handshake, sealed with keys that
+	 * live in this process's memory only and rotate (tls_ticket_cb). A
+	 * client that offers it (the shim does, for tls-login) may resume
+	 * with the ticket's key alone, without a new (EC)DHE exchange
+	 * (SSL_OP_ALLOW_NO_DHE_KEX): that resumption costs no public-key
+	 * operation at all, where one with (EC)DHE costs nearly as much CPU
+	 * as a full handshake with our P-256 key. It gives up forward
+	 * secrecy for that connection until the ticket key rotates (at most
+	 * two hours; keys never leave memory); clients that want it keep
+	 * offering psk_dhe_ke, which is what OpenSSL does by default.
+	 */
+	SSL_CTX_set_num_tickets(ctx, 1);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_timeout(ctx, 2 * TLS_TICKET_ROTATE);
+	if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tls_ticket_cb) != 1)
+		goto err_tls;
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 	if (SSL_CTX_set_cipher_list(ctx, "HIGH:!aNULL:!eNULL:!MD5:!RC4:!3DES:"

@@ -1,8 +1,9 @@
 /*
  * TLS contexts for the SOCKS5 TLS methods (0x80, 0x82, 0x83) and the
  * SOCKS5-over-TLS listener: TLS 1.2 minimum, 1.3 preferred, no
- * renegotiation, no session tickets, optional client-certificate checks
- * against tls.client_ca. The context is built once per config load and is
+ * renegotiation, resumption by session tickets sealed with keys kept in
+ * memory only (rotated hourly, shared across reloads), optional
+ * client-certificate checks against tls.client_ca. The context is built once per config load and is
  * shared read-only by every worker.
  */
 #ifndef MPGW_AUTH_TLS_H

@@ -43,6 +43,28 @@ struct chan {
 
 static SSL_CTX *tls_ctx;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+/*
+ * The last session ticket the gateway gave this process: the next
+ * tls-login handshake resumes it (TLS 1.3), which saves the gateway its
+ * public-key work. In memory only, shared by the process's threads.
+ */
+static pthread_mutex_t tls_sess_mu = PTHREAD_MUTEX_INITIALIZER;
+static SSL_SESSION *tls_sess;
+
+/* OpenSSL hands us each new ticket; keep the newest. */
+static int
+tls_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	SSL_SESSION *old;
+
+	(void)ssl;
+	pthread_mutex_lock(&tls_sess_mu);
+	old = tls_sess;
+	tls_sess = sess;	/* returning 1 gives us the reference */
+	pthread_mutex_unlock(&tls_sess_mu);
+	SSL_SESSION_free(old);
+	return 1;
+}
 
 static void
 tls_ctx_init(void)
@@ -53,6 +75,15 @@ tls_ctx_init(void)
 		return;
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(ctx, tls_new_session);
+	/*
+	 * Resume with the ticket's key alone: tls-login protects the login
+	 * and the request, the relay runs in the clear anyway, and the
+	 * gateway then does no public-key work (auth/tls.c).
+	 */
+	SSL_CTX_set_options(ctx, SSL_OP_ALLOW_NO_DHE_KEX);
 	if (shim_conf.ca[0] != '\0' ? SSL_CTX_load_verify_locations(ctx,
 	    shim_conf.ca, NULL) != 1 :
 	    SSL_CTX_set_default_verify_paths(ctx) != 1) {
@@ -238,7 +269,15 @@ tls_start(struct chan *c)
 		SSL_set_tlsext_host_name(c->ssl, name);
 		SSL_set1_host(c->ssl, name);
 	}
-	return tls_run(c, TLS_OP_HANDSHAKE, NULL, 0) > 0 ? 0 : -1;
+	pthread_mutex_lock(&tls_sess_mu);
+	if (tls_sess != NULL)
+		(void)SSL_set_session(c->ssl, tls_sess);
+	pthread_mutex_unlock(&tls_sess_mu);
+	if (tls_run(c, TLS_OP_HANDSHAKE, NULL, 0) <= 0)
+		return -1;
+	if (SSL_session_reused(c->ssl))
+		shim_debug("tls-login: session resumed");
+	return 0;
 }
 
 /* Our close_notify, then the gateway's. Nothing after it is read. */

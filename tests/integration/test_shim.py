@@ -857,6 +857,30 @@ def test_tls_login_mpgw(lab, gw_tls_login, certs):
     _tls_login_check(lab, gw_tls_login, certs)
 
 
+def test_tls_login_resumes_within_a_process(lab, gw_tls_login, certs):
+    """Issue 12: the shim keeps the gateway's TLS 1.3 session ticket and the
+    process's next tls-login handshake resumes it (the shim says so in its
+    debug output); every request still gets its bytes."""
+    env = _env(gw_tls_login, method="tls-login", user=USER,
+               password=PASSWORD, ca=certs["ca"])
+    env["MPGW_DEBUG"] = "1"
+    code = ("import socket, sys\n"
+            "for i in range(3):\n"
+            "    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), "
+            "timeout=20)\n"
+            "    s.sendall(b'GET /hello HTTP/1.0\\r\\n\\r\\n')\n"
+            "    b = b''\n"
+            "    while True:\n"
+            "        d = s.recv(4096)\n"
+            "        if not d: break\n"
+            "        b += d\n"
+            "    s.close()\n"
+            "    sys.stdout.write(b.split(b'\\r\\n\\r\\n', 1)[1].decode())\n")
+    r = _client(lab, env, PYTHON, "-c", code, ORIGIN4, str(lab.origin4))
+    assert r.returncode == 0 and r.stdout == b"hello\n" * 3, _out(r)
+    assert r.stderr.count(b"tls-login: session resumed") == 2, _out(r)
+
+
 # --- remote DNS --------------------------------------------------------
 
 def test_remote_dns_curl(lab, gw_none):

@@ -283,6 +283,39 @@ def test_tls_listener_takes_userpass_for_tls_methods(gateway, certs,
         assert sr.read_userpass_status(ts) != 0
 
 
+def test_tls_resumes_sessions(gateway, certs, users_file, origin):
+    """Issue 12: TLS 1.3 resumption by session tickets, on the TLS listener
+    and for tls-login; the resumed connection works like any other, and a
+    ticket from one connection resumes the next (each gets a new one)."""
+    gw, tport = _tls_listener_gw(gateway, certs, users_file,
+                                 "userpass, tls-login")
+    ctx = client_ctx(certs, version=ssl.TLSVersion.TLSv1_3)
+    sess, reused = None, []
+    for _ in range(3):
+        ts = ctx.wrap_socket(sr.open_conn(tport), server_hostname="localhost",
+                             session=sess)
+        with ts:
+            r = sr.handshake(ts, "localhost", origin.port,
+                             methods=[sr.M_USERPASS], user="alice",
+                             password=ALICE_PW)
+            assert r.rep == sr.REP_OK, r
+            _check_hello(ts)
+            reused.append(ts.session_reused)
+            sess = ts.session
+    assert reused == [False, True, True], reused
+    # tls-login (0x83) on the SOCKS5 listener: TLS after the greeting.
+    sess, reused = None, []
+    for _ in range(2):
+        s = sr.open_conn(gw.port)
+        tlsutil.negotiate(s, M_TLS_LOGIN)
+        ts = ctx.wrap_socket(s, server_hostname="localhost", session=sess)
+        with ts:
+            assert tls_login(ts, M_TLS_LOGIN, "alice", ALICE_PW) == 0
+            reused.append(ts.session_reused)
+            sess = ts.session
+    assert reused == [False, True], reused
+
+
 # --- client certificates ----------------------------------------------------
 
 def _cert_gw(gateway, certs, require, methods="tls"):
