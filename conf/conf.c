@@ -714,6 +714,56 @@ set_msec(const struct conf_cmd *cmd, void *base, const char *v, char *why,
 	return 0;
 }
 
+/*
+ * udp_public_address: at most one IPv4 and one IPv6 address, numeric, no
+ * port (the association's own port goes with it). Empty: none.
+ */
+static int
+set_public_addrs(const struct conf_cmd *cmd, void *base, const char *v,
+    char *why, size_t whylen)
+{
+	struct conf_addr *v4 = field(base, cmd->off);
+	struct conf_addr *v6 = field(base, cmd->off2);
+	struct conf_addr a4, a6, *a;
+	struct sockaddr_in *sin;
+	struct sockaddr_in6 *sin6;
+	const char *sp = list_start(v);
+	char item[INET6_ADDRSTRLEN], q[QUOTE_MAX];
+	int r;
+
+	memset(&a4, 0, sizeof(a4));
+	memset(&a6, 0, sizeof(a6));
+	while ((r = next_item(&sp, item, sizeof(item), why, whylen)) == 1) {
+		sin = (struct sockaddr_in *)&a4.ss;
+		sin6 = (struct sockaddr_in6 *)&a6.ss;
+		if (inet_pton(AF_INET, item, &sin->sin_addr) == 1) {
+			a = &a4;
+			a->ss.ss_family = AF_INET;
+			a->len = sizeof(*sin);
+		} else if (inet_pton(AF_INET6, item, &sin6->sin6_addr) == 1 &&
+		    !IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			a = &a6;
+			a->ss.ss_family = AF_INET6;
+			a->len = sizeof(*sin6);
+		} else {
+			snprintf(why, whylen, "%s is not an IPv4 or IPv6 "
+			    "address (numeric, no port)", quote(q, item));
+			return -1;
+		}
+		if (a->text[0] != '\0') {
+			snprintf(why, whylen, "%s: one address per family",
+			    quote(q, item));
+			return -1;
+		}
+		snprintf(a->text, sizeof(a->text), "%s", item);
+	}
+	if (r == -1)
+		return -1;
+	*v4 = a4;
+	*v6 = a6;
+	return 0;
+}
+
 /* "convert://HOST:PORT" (HOST: IPv4, [IPv6] or a name), or empty: none. */
 static int
 set_via(const struct conf_cmd *cmd, void *base, const char *v, char *why,
@@ -868,6 +918,8 @@ static const struct conf_cmd conf_cmds[] = {
 	    1000000 },
 	{ SECT_GATEWAY, "max_per_source", set_uint, GW(max_per_source), 0, 0,
 	    1000000 },
+	{ SECT_GATEWAY, "max_udp_associations", set_uint,
+	    GW(max_udp_associations), 0, 0, 1000000 },
 	{ SECT_GATEWAY, "allow_open_proxy", set_bool, GW(allow_open_proxy), 0,
 	    0, 0 },
 	{ SECT_GATEWAY, "user", set_string, GW(user), 0, 0, GW_LEN(user) },
@@ -886,6 +938,12 @@ static const struct conf_cmd conf_cmds[] = {
 	{ SECT_SOCKS5, "early_wait", set_msec, GW(early_wait_ms), 0, 0, 1000 },
 	{ SECT_SOCKS5, "proxy_protocol", set_bool, GW(socks5_proxy_protocol),
 	    0, 0, 0 },
+	{ SECT_SOCKS5, "udp_public_address", set_public_addrs, GW(udp_public4),
+	    GW(udp_public6), 0, 0 },
+	{ SECT_SOCKS5, "udp_idle_timeout", set_duration, GW(udp_idle_timeout),
+	    0, 0, 604800 },
+	{ SECT_SOCKS5, "bind_timeout", set_duration, GW(bind_timeout), 0, 1,
+	    3600 },
 
 	{ SECT_TLS, "listen", set_addrs, GW(tls_listen), 0, 0, 0 },
 	{ SECT_TLS, "cert", set_string, GW(tls_cert), 0, 0, GW_LEN(tls_cert) },
@@ -1639,6 +1697,8 @@ conf_defaults(struct gw_conf *c)
 	c->methods[0] = SOCKS5_METHOD_NONE;
 	c->handshake_timeout = 10;
 	c->idle_timeout = 300;
+	c->udp_idle_timeout = 120;
+	c->bind_timeout = 60;
 	c->fail_limit = 5;
 	c->fail_delay_max = 4;
 	c->fail_block = 60;

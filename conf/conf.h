@@ -103,6 +103,7 @@ struct gw_conf {
 	char access_log[CONF_PATH_MAX];	/* "stderr", "off" or a path */
 	unsigned max_sessions;		/* per gateway, 0 = no limit */
 	unsigned max_per_source;	/* per client address, 0 = no limit */
+	unsigned max_udp_associations;	/* per gateway, 0 = no limit */
 	bool allow_open_proxy;		/* listen beyond loopback without auth */
 	char user[64];			/* "" = keep running as started */
 	char group[64];			/* "" = the user's own groups */
@@ -120,6 +121,15 @@ struct gw_conf {
 	bool early_reply;		/* answer CONNECT before dialling (via) */
 	unsigned early_wait_ms;		/* then wait this long for first bytes */
 	bool socks5_proxy_protocol;	/* listeners expect a PROXY header */
+	/*
+	 * UDP ASSOCIATE's BND address for a gateway behind NAT, one per
+	 * family (len 0: none; port 0): used instead of the local address
+	 * of the control connection when the families agree.
+	 */
+	struct conf_addr udp_public4;
+	struct conf_addr udp_public6;
+	unsigned udp_idle_timeout;	/* seconds, 0 = none */
+	unsigned bind_timeout;		/* seconds BIND waits for its peer */
 
 	/* [tls] */
 	struct conf_addr_list tls_listen;

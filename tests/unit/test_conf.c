@@ -123,6 +123,11 @@ Test(conf, defaults)
 	cr_assert_eq(c.methods[0], SOCKS5_METHOD_NONE);
 	cr_assert_eq(c.handshake_timeout, 10);
 	cr_assert_eq(c.idle_timeout, 300);
+	cr_assert_eq(c.max_udp_associations, 0);
+	cr_assert_eq(c.udp_public4.len, 0);
+	cr_assert_eq(c.udp_public6.len, 0);
+	cr_assert_eq(c.udp_idle_timeout, 120);
+	cr_assert_eq(c.bind_timeout, 60);
 	cr_assert_eq(c.tls_listen.n, 0);
 	cr_assert_str_eq(c.tls_cert, "");
 	cr_assert_str_eq(c.tls_key, "");
@@ -215,6 +220,7 @@ Test(conf, every_key_is_read)
 	    "access_log = /var/log/mpgw.log\n"
 	    "max_sessions = 1000\n"
 	    "max_per_source = 20\n"
+	    "max_udp_associations = 500\n"
 	    "allow_open_proxy = yes\n"
 	    "user = nobody\n"
 	    "group = nogroup\n"
@@ -225,6 +231,9 @@ Test(conf, every_key_is_read)
 	    "handshake_timeout = 5\n"
 	    "idle_timeout = 0\n"
 	    "proxy_protocol = yes\n"
+	    "udp_public_address = 2001:db8::7, 203.0.113.7\n"
+	    "udp_idle_timeout = 5m\n"
+	    "bind_timeout = 30\n"
 	    "[tls]\n"
 	    "listen = 127.0.0.1:1443\n"
 	    "cert = /etc/mpgw/cert.pem\n"
@@ -277,6 +286,13 @@ Test(conf, every_key_is_read)
 	cr_assert_eq(conf.methods[2], SOCKS5_METHOD_NONE);
 	cr_assert_eq(conf.handshake_timeout, 5);
 	cr_assert_eq(conf.idle_timeout, 0);
+	cr_assert_eq(conf.max_udp_associations, 500);
+	cr_assert_str_eq(conf.udp_public4.text, "203.0.113.7");
+	cr_assert_eq(conf.udp_public4.ss.ss_family, AF_INET);
+	cr_assert_str_eq(conf.udp_public6.text, "2001:db8::7");
+	cr_assert_eq(conf.udp_public6.ss.ss_family, AF_INET6);
+	cr_assert_eq(conf.udp_idle_timeout, 300);
+	cr_assert_eq(conf.bind_timeout, 30);
 	cr_assert_eq(conf.tls_listen.n, 1);
 	cr_assert_str_eq(conf.tls_cert, "/etc/mpgw/cert.pem");
 	cr_assert_str_eq(conf.tls_key, "/etc/mpgw/key.pem");
@@ -972,6 +988,34 @@ Test(conf, address_lists)
 	load_ok("[socks5]\nlisten = [::1]:1080\n[tls]\nlisten =\n");
 	cr_assert_eq(conf.tls_listen.n, 0);
 	cr_assert_eq(conf.socks5_listen.n, 1);
+}
+
+Test(conf, udp_public_address)
+{
+	load_ok("[socks5]\nudp_public_address = 198.51.100.1\n");
+	cr_assert_str_eq(conf.udp_public4.text, "198.51.100.1");
+	cr_assert_eq(conf.udp_public4.len, sizeof(struct sockaddr_in));
+	cr_assert_eq(conf.udp_public6.len, 0);
+	load_ok("[socks5]\nudp_public_address = 2001:db8::1\n");
+	cr_assert_eq(conf.udp_public4.len, 0);
+	cr_assert_eq(conf.udp_public6.len, sizeof(struct sockaddr_in6));
+	load_ok("[socks5]\nudp_public_address =\n");
+	cr_assert_eq(conf.udp_public4.len + conf.udp_public6.len, 0);
+	expect_err("[socks5]\nudp_public_address = 1.2.3.4, 5.6.7.8\n", 2,
+	    "socks5.udp_public_address: \"5.6.7.8\": one address per family");
+	expect_err("[socks5]\nudp_public_address = 1.2.3.4:80\n", 2,
+	    "socks5.udp_public_address: \"1.2.3.4:80\" is not an IPv4 or "
+	    "IPv6 address (numeric, no port)");
+	expect_err("[socks5]\nudp_public_address = ::ffff:1.2.3.4\n", 2,
+	    "socks5.udp_public_address: \"::ffff:1.2.3.4\" is not an IPv4 "
+	    "or IPv6 address (numeric, no port)");
+	expect_err("[socks5]\nudp_public_address = gw.example\n", 2,
+	    "socks5.udp_public_address: \"gw.example\" is not an IPv4 or "
+	    "IPv6 address (numeric, no port)");
+	expect_err("[socks5]\nbind_timeout = 0\n", 2, "socks5.bind_timeout: "
+	    "\"0\" is out of range (1..3600 s)");
+	load_ok("[socks5]\nudp_idle_timeout = 0\n");
+	cr_assert_eq(conf.udp_idle_timeout, 0);
 }
 
 Test(conf, parse_cidr)
