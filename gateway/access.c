@@ -67,13 +67,13 @@ access_write(const struct access_entry *e)
 	n = snprintf(line, sizeof(line), "%s.%03ldZ access id=%" PRIu64
 	    " client=%s user=%s method=%s target=%s result=%s mptcp=%s"
 	    " subflows=%u client_mptcp=%s client_subflows=%u early=%s up=%"
-	    PRIu64 " down=%" PRIu64 " duration=%.3f\n",
+	    PRIu64 " down=%" PRIu64 " duration=%.3f%s\n",
 	    ts, now.tv_nsec / 1000000, e->id, e->client,
 	    log_escape(e->user, user, sizeof(user)), e->method,
 	    log_escape(e->target, target, sizeof(target)), e->result,
 	    e->mptcp, e->subflows, e->client_mptcp ? "yes" :
 	    "no", e->client_subflows, e->early ? "yes" : "no",
-	    e->up, e->down, e->duration);
+	    e->up, e->down, e->duration, e->extra != NULL ? e->extra : "");
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof(line)) {

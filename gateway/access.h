@@ -7,6 +7,10 @@
  *   client_mptcp=no client_subflows=0 early=no up=517 down=4128
  *   duration=0.231
  *
+ * UDP ASSOCIATE and BIND lines add fields at the end, after duration
+ * (command=udp or command=bind, then udp.c's datagram counters); CONNECT
+ * lines have exactly the fields above.
+ *
  * Lines go to stderr, to a file (opened for append, reopened on SIGHUP), or
  * nowhere. Each line is written with one write(2), so workers never tear
  * each other's lines.
@@ -32,6 +36,7 @@ struct access_entry {
 	uint64_t up;
 	uint64_t down;
 	double duration;
+	const char *extra;	/* NULL, or " key=value" fields to append */
 };
 
 /* Open (or reopen) the destination: "stderr", "off" or a path. 0 or -1. */

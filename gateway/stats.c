@@ -103,6 +103,32 @@ stats_name(enum stat_id id)
 		return "state_throttle_requests";
 	case STAT_STATE_THROTTLE_ERRORS:
 		return "state_throttle_errors";
+	case STAT_UDP_OPEN:
+		return "udp_open";
+	case STAT_REFUSED_UDP_LIMIT:
+		return "refused_udp_limit";
+	case STAT_UDP_DGRAMS_UP:
+		return "udp_datagrams_up";
+	case STAT_UDP_DGRAMS_DOWN:
+		return "udp_datagrams_down";
+	case STAT_UDP_DROP_FRAG:
+		return "udp_dropped_frag";
+	case STAT_UDP_DROP_SOURCE:
+		return "udp_dropped_source";
+	case STAT_UDP_DROP_DENIED:
+		return "udp_dropped_denied";
+	case STAT_UDP_DROP_BAD:
+		return "udp_dropped_bad";
+	case STAT_UDP_DROP_UNRESOLVED:
+		return "udp_dropped_unresolved";
+	case STAT_UDP_DROP_CONGESTED:
+		return "udp_dropped_congested";
+	case STAT_UDP_DROP_UNSOLICITED:
+		return "udp_dropped_unsolicited";
+	case STAT_UDP_DROP_ERROR:
+		return "udp_dropped_error";
+	case STAT_BIND_WRONG_PEER:
+		return "bind_wrong_peer";
 	}
 	return "?";
 }
@@ -400,8 +426,12 @@ enum fam {
 	FAM_STATE_CONNECTS,
 	FAM_STATE_REQUESTS,
 	FAM_STATE_ERRORS,
+	FAM_UDP_OPEN,
+	FAM_UDP_DGRAMS,
+	FAM_UDP_DROPPED,
+	FAM_BIND_WRONG_PEER,
 };
-#define FAM_COUNT (FAM_STATE_ERRORS + 1)
+#define FAM_COUNT (FAM_BIND_WRONG_PEER + 1)
 
 static const struct {
 	const char *name;
@@ -463,6 +493,21 @@ static const struct {
 	    "answer within 1 s), by op: a replay one refuses the Convert "
 	    "message (Error 65), a throttle one falls back to the "
 	    "in-process throttle." },
+	[FAM_UDP_OPEN] = { "mpgw_udp_associations_open", "gauge",
+	    "UDP associations open now (SOCKS5 UDP ASSOCIATE and Convert "
+	    "UDP)." },
+	[FAM_UDP_DGRAMS] = { "mpgw_udp_datagrams_total", "counter",
+	    "Datagrams relayed: up is client to destination, down is "
+	    "destination to client." },
+	[FAM_UDP_DROPPED] = { "mpgw_udp_dropped_total", "counter",
+	    "Datagrams dropped, by reason: frag (FRAG != 0), source (not "
+	    "from the client), denied (access rules), bad (malformed "
+	    "header), unresolved (name), congested (full socket or queue), "
+	    "unsolicited (from where the client never sent), error "
+	    "(sending failed)." },
+	[FAM_BIND_WRONG_PEER] = { "mpgw_bind_wrong_peers_total", "counter",
+	    "Connections to a BIND listener from a peer other than the "
+	    "expected one (or one the rules deny), closed." },
 };
 
 /* Where atomic_uint_fast64_t id goes: its family and its labels ({...}), if any. */
@@ -537,6 +582,43 @@ stat_export(enum stat_id id, const char **labels)
 	case STAT_STATE_THROTTLE_ERRORS:
 		*labels = "{op=\"throttle\"}";
 		return FAM_STATE_ERRORS;
+	case STAT_UDP_OPEN:
+		return FAM_UDP_OPEN;
+	case STAT_REFUSED_UDP_LIMIT:
+		*labels = "{reason=\"max_udp_associations\"}";
+		return FAM_REFUSED;
+	case STAT_UDP_DGRAMS_UP:
+		*labels = "{direction=\"up\"}";
+		return FAM_UDP_DGRAMS;
+	case STAT_UDP_DGRAMS_DOWN:
+		*labels = "{direction=\"down\"}";
+		return FAM_UDP_DGRAMS;
+	case STAT_UDP_DROP_FRAG:
+		*labels = "{reason=\"frag\"}";
+		return FAM_UDP_DROPPED;
+	case STAT_UDP_DROP_SOURCE:
+		*labels = "{reason=\"source\"}";
+		return FAM_UDP_DROPPED;
+	case STAT_UDP_DROP_DENIED:
+		*labels = "{reason=\"denied\"}";
+		return FAM_UDP_DROPPED;
+	case STAT_UDP_DROP_BAD:
+		*labels = "{reason=\"bad\"}";
+		return FAM_UDP_DROPPED;
+	case STAT_UDP_DROP_UNRESOLVED:
+		*labels = "{reason=\"unresolved\"}";
+		return FAM_UDP_DROPPED;
+	case STAT_UDP_DROP_CONGESTED:
+		*labels = "{reason=\"congested\"}";
+		return FAM_UDP_DROPPED;
+	case STAT_UDP_DROP_UNSOLICITED:
+		*labels = "{reason=\"unsolicited\"}";
+		return FAM_UDP_DROPPED;
+	case STAT_UDP_DROP_ERROR:
+		*labels = "{reason=\"error\"}";
+		return FAM_UDP_DROPPED;
+	case STAT_BIND_WRONG_PEER:
+		return FAM_BIND_WRONG_PEER;
 	}
 	return FAM_NONE;
 }
@@ -698,6 +780,10 @@ stats_write_prometheus(FILE *f)
 		case FAM_STATE_CONNECTS:
 		case FAM_STATE_REQUESTS:
 		case FAM_STATE_ERRORS:
+		case FAM_UDP_OPEN:
+		case FAM_UDP_DGRAMS:
+		case FAM_UDP_DROPPED:
+		case FAM_BIND_WRONG_PEER:
 			for (int id = 0; id < STAT_COUNT; id++)
 				if (stat_export((enum stat_id)id, &labels) ==
 				    (enum fam)fam)

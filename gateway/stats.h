@@ -48,8 +48,21 @@ enum stat_id {
 	STAT_STATE_REPLAY_ERRORS,	/* of them unanswered: Convert refused */
 	STAT_STATE_THROTTLE_REQUESTS,	/* throttle questions to Redis */
 	STAT_STATE_THROTTLE_ERRORS,	/* unanswered: in-process throttle used */
+	STAT_UDP_OPEN,			/* UDP associations open now (a gauge) */
+	STAT_REFUSED_UDP_LIMIT,		/* over gateway.max_udp_associations */
+	STAT_UDP_DGRAMS_UP,		/* datagrams client -> destination */
+	STAT_UDP_DGRAMS_DOWN,		/* datagrams destination -> client */
+	STAT_UDP_DROP_FRAG,		/* FRAG != 0 (RFC 1928: MUST drop) */
+	STAT_UDP_DROP_SOURCE,		/* from a source not the client's */
+	STAT_UDP_DROP_DENIED,		/* to a destination the rules deny */
+	STAT_UDP_DROP_BAD,		/* a malformed SOCKS5 UDP header */
+	STAT_UDP_DROP_UNRESOLVED,	/* to a name that did not resolve */
+	STAT_UDP_DROP_CONGESTED,	/* a full socket or a full queue */
+	STAT_UDP_DROP_UNSOLICITED,	/* from where the client never sent */
+	STAT_UDP_DROP_ERROR,		/* sending failed (EMSGSIZE, ...) */
+	STAT_BIND_WRONG_PEER,		/* BIND: connections from another peer */
 };
-#define STAT_COUNT (STAT_STATE_THROTTLE_ERRORS + 1)
+#define STAT_COUNT (STAT_BIND_WRONG_PEER + 1)
 
 /* Histograms; their buckets are in stats.c. */
 enum stat_hist {
