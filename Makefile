@@ -68,8 +68,8 @@ DEB_BUILD = build-essential pkg-config libev-dev libssl-dev libinih-dev \
 	libc-ares-dev libhiredis-dev python3
 DEB_TEST  = python3 python3-pytest python3-socks curl wget ncat \
 	proxychains4 socat iproute2 iptables tcpdump whois procps dnsmasq-base \
-	systemd mandoc man-db prometheus haproxy redis-server
-DEB_BENCH = dante-server microsocks gnuplot-nox
+	systemd mandoc man-db prometheus haproxy redis-server dante-server
+DEB_BENCH = microsocks gnuplot-nox
 # make test runs the libFuzzer targets (tests/fuzz) briefly.
 DEB_FUZZ  = clang
 

@@ -20,6 +20,7 @@
 #include "gateway/snap.h"
 #include "gateway/state.h"
 #include "gateway/tlsio.h"
+#include "gateway/udp.h"
 #include "gateway/worker.h"
 #include "lib/addr.h"
 #include "lib/log.h"
@@ -412,6 +413,10 @@ s5_request(struct session *s)
 		break;
 	}
 	sess_consume(s, used);
+	if (s->req.cmd == SOCKS5_CMD_UDP_ASSOCIATE) {
+		udp_request(s);
+		return 1;
+	}
 	if (s->req.cmd != SOCKS5_CMD_CONNECT) {
 		socks5_addr_format(&s->req.dst, s->target, sizeof(s->target));
 		sess_fail(s, SOCKS5_REP_CMD_UNSUPPORTED, SESS_RES_BAD_COMMAND);
@@ -450,6 +455,7 @@ s5_step(struct session *s)
 	case SESS_HOLD:
 	case SESS_CLOSING:
 	case SESS_LINGER:
+	case SESS_UDP:
 		break;
 	}
 	return 0;

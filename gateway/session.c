@@ -18,6 +18,7 @@
 #include "gateway/state.h"
 #include "gateway/stats.h"
 #include "gateway/tlsio.h"
+#include "gateway/udp.h"
 #include "gateway/worker.h"
 #include "lib/addr.h"
 #include "lib/log.h"
@@ -59,6 +60,8 @@ sess_state_name(enum sess_state st)
 		return "CLOSING";
 	case SESS_LINGER:
 		return "LINGER";
+	case SESS_UDP:
+		return "UDP";
 	}
 	return "?";
 }
@@ -157,6 +160,10 @@ sess_result_name(enum sess_result r)
 		return "convert-bad-address";
 	case SESS_RES_STATE_UNAVAILABLE:
 		return "state-unavailable";
+	case SESS_RES_UDP_LIMIT:
+		return "udp-limit";
+	case SESS_RES_UPSTREAM_CLOSED:
+		return "upstream-closed";
 	}
 	return "?";
 }
@@ -416,6 +423,11 @@ sess_start_relay(struct session *s)
 {
 	const struct gw_conf *c = sess_conf(s);
 
+	if (s->udp != NULL) {
+		/* UDP ASSOCIATE: datagrams, not a byte stream. */
+		udp_start(s);
+		return;
+	}
 	if (s->ufd == -1) {
 		/* Replied early: the first bytes, then the dial. */
 		sess_set_state(s, SESS_EARLY);
@@ -540,6 +552,7 @@ sess_reads_input(const struct session *s)
 	case SESS_HOLD:
 	case SESS_CLOSING:
 	case SESS_LINGER:
+	case SESS_UDP:		/* udp.c watches the connection itself */
 		return false;
 	}
 	return false;
@@ -602,6 +615,7 @@ sess_process(struct session *s)
 		case SESS_RELAY:
 		case SESS_HOLD:
 		case SESS_LINGER:
+		case SESS_UDP:
 			rc = 0;
 			break;
 		}
@@ -706,6 +720,9 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	case SESS_LINGER:
 		sess_close(s);
 		return;
+	case SESS_UDP:
+		udp_timer(s);
+		return;
 	}
 }
 
@@ -717,6 +734,7 @@ sess_account(struct session *s)
 {
 	struct worker *w = s->w;
 	struct access_entry e;
+	char extra[512];
 
 	sess_sample(s);
 	memset(&e, 0, sizeof(e));
@@ -735,6 +753,8 @@ sess_account(struct session *s)
 	e.up = s->up_syn + s->relay.up.bytes;
 	e.down = s->relay.down.bytes;
 	e.duration = ev_now(w->loop) - s->started;
+	if (s->udp != NULL)
+		e.extra = udp_access(s, extra, sizeof(extra), &e.up, &e.down);
 	admit_session_end(s);
 	access_write(&e);
 	stats_add(STAT_BYTES_UP, e.up);
@@ -755,6 +775,7 @@ sess_close(struct session *s)
 	stats_paths_free(&s->paths);
 	relay_stop(&s->relay);
 	dial_free(s);
+	udp_free(s);
 	ev_io_stop(w->loop, &s->cio);
 	ev_timer_stop(w->loop, &s->timer);
 	ev_timer_stop(w->loop, &s->kick);

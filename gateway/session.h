@@ -32,6 +32,7 @@ struct pool_job;
 struct state_req;
 struct stats_paths;
 struct tlsio;
+struct udp_assoc;
 struct worker;
 
 /* Enough for a greeting, an RFC 1929 message and a request back to back. */
@@ -55,6 +56,7 @@ enum sess_state {
 	SESS_HOLD,		/* a failure reply held back (login throttle) */
 	SESS_CLOSING,		/* a failure reply is being sent */
 	SESS_LINGER,		/* SHUT_WR sent; draining the client until EOF */
+	SESS_UDP,		/* UDP ASSOCIATE: datagrams both ways (udp.c) */
 };
 
 /*
@@ -108,8 +110,10 @@ enum sess_result {
 	SESS_RES_CONVERT_REPLAY_CACHE_FULL,
 	SESS_RES_CONVERT_BAD_ADDRESS,
 	SESS_RES_STATE_UNAVAILABLE,	/* Convert Auth: no answer from Redis */
+	SESS_RES_UDP_LIMIT,
+	SESS_RES_UPSTREAM_CLOSED,
 };
-#define SESS_RES_COUNT (SESS_RES_STATE_UNAVAILABLE + 1)
+#define SESS_RES_COUNT (SESS_RES_UPSTREAM_CLOSED + 1)
 
 /* What an upstream connection turned out to be. */
 enum sess_upstream {
@@ -182,6 +186,7 @@ struct session {
 	struct pool_job *job;		/* outstanding, owned by the pool */
 	struct state_req *sreq;		/* a question to the shared state */
 	struct dial *dial;
+	struct udp_assoc *udp;		/* UDP ASSOCIATE (udp.c), or NULL */
 	struct relay relay;
 	struct mptcp_stat mst;		/* upstream leg's MPTCP state, merged */
 	struct mptcp_stat cmst;		/* client leg's (an MPTCP client) */

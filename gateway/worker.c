@@ -13,6 +13,7 @@
 #include "gateway/mptcp.h"
 #include "gateway/session.h"
 #include "gateway/state.h"
+#include "gateway/udp.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -308,6 +309,7 @@ worker_fini(struct worker *w)
 	w->state = NULL;
 	ev_async_stop(w->loop, &w->wake);
 	worker_shed_fds(w);
+	udp_worker_free(w);
 	for (unsigned k = 0; k < WORKER_BUF_CLASSES; k++) {
 		while (w->free_bufs[k] != NULL) {
 			void *next = *(void **)w->free_bufs[k];

@@ -71,6 +71,8 @@ struct worker {
 	size_t buf_min;			/* upstream.buffer_size */
 	size_t buf_max;			/* upstream.buffer_max */
 	unsigned buf_classes;		/* classes in use, 1..WORKER_BUF_CLASSES */
+	/* udp.c's datagram buffers, from the first UDP association on. */
+	void *udp_buf;
 	/* Empty splice pipes not in use, kept for reuse. */
 	int free_pipes[WORKER_FREE_PIPES][2];
 	unsigned n_free_pipes;

@@ -93,6 +93,34 @@ def echo6(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def udpecho(tmp_path_factory):
+    """UDP echo on 127.0.0.1: every datagram back to its sender."""
+    srv = _start_server("udpecho", "127.0.0.1",
+                        tmp_path_factory.mktemp("udpecho"))
+    yield srv
+    _stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def udpecho_b(tmp_path_factory):
+    """A second UDP echo on 127.0.0.1 (another port)."""
+    srv = _start_server("udpecho", "127.0.0.1",
+                        tmp_path_factory.mktemp("udpecho_b"))
+    yield srv
+    _stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def udpecho6(tmp_path_factory):
+    """The UDP echo on [::1]."""
+    if not gwutil.ipv6_loopback_usable():
+        pytest.skip("::1 is not configured on lo (no IPv6 loopback here)")
+    srv = _start_server("udpecho", "::1", tmp_path_factory.mktemp("udpecho6"))
+    yield srv
+    _stop_server(srv)
+
+
+@pytest.fixture(scope="session")
 def origin6(tmp_path_factory):
     """The HTTP origin on [::1]."""
     if not gwutil.ipv6_loopback_usable():

@@ -2,6 +2,7 @@
 
     python3 servers.py origin --host 127.0.0.1 --ready FILE
     python3 servers.py echo   --host ::1       --ready FILE
+    python3 servers.py udpecho --host 127.0.0.1 --ready FILE
 
 Each binds an ephemeral port, listens, then writes FILE (JSON: host, port,
 mptcp) atomically, so the fixture knows the port once it can accept.
@@ -17,6 +18,9 @@ origin (HTTP/1.1, one request per connection, "Connection: close"):
 
 echo: reads until EOF, then sends back everything it got followed by the
 64-character sha256 hex of it, then closes.
+
+udpecho: a UDP socket that sends every datagram back to where it came
+from, unchanged (the "port" in FILE is its UDP port).
 
 The listeners are MPTCP when the kernel allows it (they accept plain TCP
 too), so a test can tell whether the gateway's upstream negotiated MPTCP.
@@ -200,19 +204,43 @@ class EchoHandler(socketserver.BaseRequestHandler):
         # close() after the last byte: FIN, the client sees EOF.
 
 
+def udp_echo(host, ready):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    s.bind((host, 0))
+    _write_ready(ready, {"host": host, "port": s.getsockname()[1],
+                         "mptcp": False, "pid": os.getpid()})
+    try:
+        while True:
+            data, peer = s.recvfrom(1 << 16)
+            s.sendto(data, peer)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _write_ready(path, info):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(info, f)
+    os.rename(tmp, path)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("kind", choices=["origin", "echo"])
+    ap.add_argument("kind", choices=["origin", "echo", "udpecho"])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--ready", required=True)
     a = ap.parse_args()
+    if a.kind == "udpecho":
+        return udp_echo(a.host, a.ready)
     handler = OriginHandler if a.kind == "origin" else EchoHandler
     srv = _Server(a.host, handler)
-    tmp = a.ready + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump({"host": a.host, "port": srv.server_address[1],
-                   "mptcp": srv.mptcp, "pid": os.getpid()}, f)
-    os.rename(tmp, a.ready)
+    _write_ready(a.ready, {"host": a.host, "port": srv.server_address[1],
+                           "mptcp": srv.mptcp, "pid": os.getpid()})
     try:
         srv.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

@@ -196,3 +196,101 @@ def connect_via(gw_port, host, port, **kw):
         s.close()
         raise ProtocolError("CONNECT %s:%d failed: %r" % (host, port, r))
     return s, r
+
+
+# --- UDP ASSOCIATE (RFC 1928 section 7) and BIND (section 4) ----------------
+
+def udp_header(host, port, frag=0):
+    """RSV(2) FRAG ATYP DST.ADDR DST.PORT, written from the RFC."""
+    a, enc = encode_addr(host)
+    return b"\x00\x00" + bytes([frag, a]) + enc + struct.pack("!H", port)
+
+
+def parse_udp(data):
+    """(frag, host, port, payload) of a datagram from the relay; raises
+    ProtocolError if its header is short or malformed."""
+    if len(data) < 4 or data[0:2] != b"\x00\x00":
+        raise ProtocolError("UDP header RSV/length: %r" % data[:8])
+    frag, atyp = data[2], data[3]
+    if atyp == ATYP_V4:
+        end = 8
+        host = str(ipaddress.IPv4Address(data[4:8])) if len(data) >= 8 \
+            else None
+    elif atyp == ATYP_V6:
+        end = 20
+        host = str(ipaddress.IPv6Address(data[4:20])) if len(data) >= 20 \
+            else None
+    elif atyp == ATYP_NAME and len(data) > 4:
+        end = 5 + data[4]
+        host = data[5:end].decode("latin-1")
+    else:
+        raise ProtocolError("UDP header ATYP %#04x: %r" % (atyp, data[:8]))
+    if host is None or len(data) < end + 2:
+        raise ProtocolError("UDP header truncated: %r" % data[:24])
+    port = struct.unpack("!H", data[end:end + 2])[0]
+    return frag, host, port, data[end + 2:]
+
+
+class Association:
+    """A UDP association: the control connection (ctl), the relay's
+    address (relay) from the reply, and a UDP socket (sock) of the
+    control connection's family, bound on loopback, for datagrams."""
+
+    def __init__(self, gw_port, host="0.0.0.0", port=0, gw_host="127.0.0.1",
+                 sock=None, **kw):
+        self.ctl = open_conn(gw_port, host=gw_host)
+        try:
+            self.reply = handshake(self.ctl, host, port, cmd=CMD_UDP, **kw)
+        except BaseException:
+            self.ctl.close()
+            raise
+        self.relay = (self.reply.addr, self.reply.port)
+        fam = socket.AF_INET6 if ":" in gw_host else socket.AF_INET
+        self.sock = sock or socket.socket(fam, socket.SOCK_DGRAM)
+        self.sock.settimeout(IO_TIMEOUT)
+
+    def ok(self):
+        return self.reply.rep == REP_OK
+
+    def send(self, host, port, payload, frag=0, sock=None):
+        (sock or self.sock).sendto(udp_header(host, port, frag) + payload,
+                                   self.relay)
+
+    def recv(self, timeout=IO_TIMEOUT, sock=None):
+        """(host, port, payload) of the next datagram from the relay."""
+        s = sock or self.sock
+        s.settimeout(timeout)
+        data, src = s.recvfrom(1 << 17)
+        if src[:2] != self.relay[:2] and \
+                (src[0], src[1]) != (self.relay[0], self.relay[1]):
+            raise ProtocolError("datagram from %r, relay is %r"
+                                % (src, self.relay))
+        frag, host, port, payload = parse_udp(data)
+        if frag != 0:
+            raise ProtocolError("relay sent FRAG %d" % frag)
+        return host, port, payload
+
+    def queued(self, sock=None):
+        """The datagram already waiting in the socket, or None; never
+        waits. A drop is shown by ordering, not by waiting: the dropped
+        datagram is sent first and an accepted one after it, and once the
+        second one's answer is in, anything the first one caused would
+        already be queued."""
+        s = sock or self.sock
+        s.setblocking(False)
+        try:
+            return s.recv(1 << 17)
+        except BlockingIOError:
+            return None
+        finally:
+            s.settimeout(IO_TIMEOUT)
+
+    def close(self):
+        self.ctl.close()
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
