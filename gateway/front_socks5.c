@@ -14,6 +14,7 @@
 #include "auth/userdb.h"
 #include "conf/conf.h"
 #include "gateway/admit.h"
+#include "gateway/bind.h"
 #include "gateway/dial.h"
 #include "gateway/pool.h"
 #include "gateway/session.h"
@@ -417,6 +418,10 @@ s5_request(struct session *s)
 		udp_request(s);
 		return 1;
 	}
+	if (s->req.cmd == SOCKS5_CMD_BIND) {
+		bind_request(s);
+		return 1;
+	}
 	if (s->req.cmd != SOCKS5_CMD_CONNECT) {
 		socks5_addr_format(&s->req.dst, s->target, sizeof(s->target));
 		sess_fail(s, SOCKS5_REP_CMD_UNSUPPORTED, SESS_RES_BAD_COMMAND);
@@ -456,6 +461,7 @@ s5_step(struct session *s)
 	case SESS_CLOSING:
 	case SESS_LINGER:
 	case SESS_UDP:
+	case SESS_BIND_WAIT:
 		break;
 	}
 	return 0;

@@ -11,6 +11,7 @@
 
 #include "conf/conf.h"
 #include "gateway/access.h"
+#include "gateway/bind.h"
 #include "gateway/dial.h"
 #include "gateway/pool.h"
 #include "gateway/proxyhdr.h"
@@ -62,6 +63,8 @@ sess_state_name(enum sess_state st)
 		return "LINGER";
 	case SESS_UDP:
 		return "UDP";
+	case SESS_BIND_WAIT:
+		return "BIND_WAIT";
 	}
 	return "?";
 }
@@ -164,6 +167,8 @@ sess_result_name(enum sess_result r)
 		return "udp-limit";
 	case SESS_RES_UPSTREAM_CLOSED:
 		return "upstream-closed";
+	case SESS_RES_BIND_TIMEOUT:
+		return "bind-timeout";
 	}
 	return "?";
 }
@@ -533,6 +538,7 @@ sess_reads_input(const struct session *s)
 	case SESS_GREETING:
 	case SESS_REQUEST:
 	case SESS_EARLY:
+	case SESS_BIND_WAIT:	/* bytes for the peer, or the client's EOF */
 		return true;
 	case SESS_CONVERT:
 		/*
@@ -616,6 +622,7 @@ sess_process(struct session *s)
 		case SESS_HOLD:
 		case SESS_LINGER:
 		case SESS_UDP:
+		case SESS_BIND_WAIT:
 			rc = 0;
 			break;
 		}
@@ -723,6 +730,9 @@ timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	case SESS_UDP:
 		udp_timer(s);
 		return;
+	case SESS_BIND_WAIT:
+		bind_timer(s);
+		return;
 	}
 }
 
@@ -755,6 +765,8 @@ sess_account(struct session *s)
 	e.duration = ev_now(w->loop) - s->started;
 	if (s->udp != NULL)
 		e.extra = udp_access(s, extra, sizeof(extra), &e.up, &e.down);
+	else if (s->bind != NULL)
+		e.extra = bind_access(s, extra, sizeof(extra));
 	admit_session_end(s);
 	access_write(&e);
 	stats_add(STAT_BYTES_UP, e.up);
@@ -776,6 +788,7 @@ sess_close(struct session *s)
 	relay_stop(&s->relay);
 	dial_free(s);
 	udp_free(s);
+	bind_free(s);
 	ev_io_stop(w->loop, &s->cio);
 	ev_timer_stop(w->loop, &s->timer);
 	ev_timer_stop(w->loop, &s->kick);

@@ -25,6 +25,7 @@
 #include "gateway/transport.h"
 #include "proto/socks5.h"
 
+struct bind_wait;
 struct dial;
 struct gw_snap;
 struct listener;
@@ -57,6 +58,7 @@ enum sess_state {
 	SESS_CLOSING,		/* a failure reply is being sent */
 	SESS_LINGER,		/* SHUT_WR sent; draining the client until EOF */
 	SESS_UDP,		/* UDP ASSOCIATE: datagrams both ways (udp.c) */
+	SESS_BIND_WAIT,		/* BIND: first reply sent, waiting for the peer */
 };
 
 /*
@@ -112,8 +114,9 @@ enum sess_result {
 	SESS_RES_STATE_UNAVAILABLE,	/* Convert Auth: no answer from Redis */
 	SESS_RES_UDP_LIMIT,
 	SESS_RES_UPSTREAM_CLOSED,
+	SESS_RES_BIND_TIMEOUT,
 };
-#define SESS_RES_COUNT (SESS_RES_UPSTREAM_CLOSED + 1)
+#define SESS_RES_COUNT (SESS_RES_BIND_TIMEOUT + 1)
 
 /* What an upstream connection turned out to be. */
 enum sess_upstream {
@@ -187,6 +190,7 @@ struct session {
 	struct state_req *sreq;		/* a question to the shared state */
 	struct dial *dial;
 	struct udp_assoc *udp;		/* UDP ASSOCIATE (udp.c), or NULL */
+	struct bind_wait *bind;		/* BIND while it waits (bind.c), or NULL */
 	struct relay relay;
 	struct mptcp_stat mst;		/* upstream leg's MPTCP state, merged */
 	struct mptcp_stat cmst;		/* client leg's (an MPTCP client) */

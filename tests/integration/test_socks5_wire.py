@@ -187,18 +187,6 @@ def test_unknown_command_rep07(gw, echo, cmd):
     assert r.rep == sr.REP_CMD, r
 
 
-def test_bind_unsupported_rep07(gw, echo):
-    with sr.open_conn(gw.port) as s:
-        s.sendall(sr.greeting())
-        assert sr.read_method(s) == sr.M_NONE
-        s.sendall(sr.request("127.0.0.1", echo.port, cmd=sr.CMD_BIND))
-        r = sr.read_reply(s)
-        if r.rep == sr.REP_OK:
-            pytest.skip("this gateway implements BIND; 07 does not apply")
-        assert r.rep == sr.REP_CMD, r
-        _expect_close(s, "a failure reply")
-
-
 @pytest.mark.parametrize("atyp", [0x00, 0x02, 0x05, 0xFF])
 def test_unknown_atyp_rep08(gw, atyp):
     req = bytes([5, 1, 0, atyp]) + b"\x7f\x00\x00\x01\x00\x50"
