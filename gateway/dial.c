@@ -357,7 +357,8 @@ dial_next(struct dial *d)
 
 /*
  * The Convert message for the concentrator into d->out: Connect for an
- * address, Connect-Name for a name (the concentrator resolves), Auth
+ * address, Connect-Name for a name (the concentrator resolves), or the UDP
+ * TLV for a UDP association (its datagrams name their own targets), Auth
  * signed with via_user's key, then the client's first bytes. 0, or -1.
  */
 static int
@@ -373,7 +374,9 @@ via_message(struct dial *d)
 	int rc = -1;
 
 	memset(&req, 0, sizeof(req));
-	if (s->req.dst.atyp == SOCKS5_ATYP_DOMAIN) {
+	if (s->req.cmd == SOCKS5_CMD_UDP_ASSOCIATE)
+		req.udp = true;
+	else if (s->req.dst.atyp == SOCKS5_ATYP_DOMAIN) {
 		req.name = s->req.dst.u.name;
 		req.port = s->req.dst.port;
 	} else {
@@ -394,6 +397,8 @@ via_message(struct dial *d)
 	if (rc == -1)
 		return -1;
 	/* What the client already sent rides in the same SYN. */
+	if (req.udp)
+		s->in_len = 0;	/* nothing to carry on a UDP control line */
 	memcpy(d->out + d->out_len, s->in, s->in_len);
 	d->out_len += s->in_len;
 	s->up_syn = s->in_len;
@@ -614,7 +619,9 @@ via_start(struct dial *d)
 
 	if (!name)
 		(void)socks5_addr_to_sockaddr(&s->req.dst, &ss, &sslen);
-	if (!dial_allowed(s, name ? NULL : (const struct sockaddr *)&ss)) {
+	/* A UDP association's datagrams are judged one by one (udp.c). */
+	if (s->req.cmd != SOCKS5_CMD_UDP_ASSOCIATE &&
+	    !dial_allowed(s, name ? NULL : (const struct sockaddr *)&ss)) {
 		sess_fail(s, SOCKS5_REP_NOT_ALLOWED, SESS_RES_DENIED);
 		return;
 	}

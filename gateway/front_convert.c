@@ -22,6 +22,7 @@
 #include "gateway/snap.h"
 #include "gateway/state.h"
 #include "gateway/stats.h"
+#include "gateway/udp.h"
 #include "gateway/worker.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -267,13 +268,15 @@ cv_step(struct session *s)
 			admit_login_failed(s);
 		return 1;
 	}
-	memset(&s->req, 0, sizeof(s->req));
-	s->req.cmd = SOCKS5_CMD_CONNECT;
 	if (m.has_udp) {
-		/* A UDP association over Convert is not served here. */
-		cv_fail(s, CONV_ERR_UNSUPPORTED_MSG, SESS_RES_BAD_COMMAND);
+		/* Datagrams framed on this connection (DESIGN.md section 6);
+		 * what follows the message is the first frames. */
+		sess_consume(s, m.len);
+		udp_convert(s);
 		return 1;
 	}
+	memset(&s->req, 0, sizeof(s->req));
+	s->req.cmd = SOCKS5_CMD_CONNECT;
 	if (m.has_name) {
 		s->req.dst.atyp = SOCKS5_ATYP_DOMAIN;
 		s->req.dst.name_len = m.name_len;

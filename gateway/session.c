@@ -317,6 +317,11 @@ sess_dialed(struct session *s, int fd, enum sess_upstream up)
 	s->upstream = up;
 	s->upstream_mptcp = up == SESS_UP_MPTCP || up == SESS_UP_FALLBACK;
 	xport_plain(&s->ux, fd);
+	if (s->udp != NULL) {
+		/* The association's connection to the concentrator. */
+		udp_dialed(s);
+		return;
+	}
 	if (s->early) {
 		/* The client has had its reply. */
 		sess_start_relay(s);

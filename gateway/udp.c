@@ -1389,8 +1389,9 @@ udp_request(struct session *s)
 		return;
 	}
 	if (sess_conf(s)->via.set) {
-		/* Through a concentrator: not yet. */
-		sess_fail(s, SOCKS5_REP_CMD_UNSUPPORTED, SESS_RES_BAD_COMMAND);
+		/* The association rides one connection to the concentrator. */
+		a->up_stream = true;
+		dial_start(s);
 		return;
 	}
 	udp_reply(s);

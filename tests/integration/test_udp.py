@@ -9,7 +9,7 @@ Dante (danted, the reference; danteutil.py), so a difference from the
 most complete SOCKS server shows; where Dante answers differently on
 purpose, the test says so and checks Dante's answer as what it is. mpgw's
 own knobs (access log, metrics, limits, udp_public_address, the idle
-timeout) are tested against mpgw alone.
+timeout, upstream.via) are tested against mpgw alone.
 
 Drops are shown by order, never by waiting: the datagram that must be
 dropped goes first and one that must pass after it; once the second one's
@@ -449,3 +449,103 @@ def test_unresolvable_name_dropped(gateway, udpecho):
         assert a.recv()[2] == b"kept"
     f = _fields(_access(gw, r"result=ok"))
     assert f["drop_unresolved"] == "1", f
+
+
+# --- through a concentrator (upstream.via) ---------------------------------
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("udpvia") / "keys")
+    subprocess.run([gwutil.MPGW_BIN, "key", "new", "edge", path],
+                   stdout=subprocess.PIPE, check=True)
+    return path
+
+
+def _tiers(gateway, keys, conc=None):
+    cport = gwutil.free_port()
+    csec = {"convert": {"listen": "127.0.0.1:%d" % cport, "keys": keys}}
+    for k, v in (conc or {}).items():
+        csec.setdefault(k, {}).update(v)
+    c = gateway(csec)
+    gwutil.wait_until(lambda: gwutil.accepts("127.0.0.1", cport),
+                      gwutil.START_TIMEOUT, "the Convert listener")
+    e = gateway({"upstream": {"via": "convert://127.0.0.1:%d" % cport,
+                              "via_user": "edge", "via_keys": keys}})
+    return e, c
+
+
+def test_via_pysocks_echo(gateway, keys, udpecho, udpecho6):
+    """The association rides one connection to the concentrator (Convert
+    with the UDP TLV, datagrams framed): IPv4, IPv6 and a name only the
+    concentrator resolves, all echoed; both tiers log the association."""
+    e, c = _tiers(gateway, keys)
+    with _pysocks(e.port) as s:
+        for dst, payload in ((("127.0.0.1", udpecho.port), b"v4"),
+                             (("::1", udpecho6.port), b"v6"),
+                             (("127.0.0.1", udpecho.port), os.urandom(9000))):
+            s.sendto(payload, dst)
+            data, src = s.recvfrom(65535)
+            assert data == payload and src == dst
+    with sr.Association(e.port) as a:
+        a.send("localhost", udpecho.port, b"name")
+        assert a.recv() == ("127.0.0.1", udpecho.port, b"name")
+    ea = _fields(_access(e, r"dgrams_up=3 "))
+    ca = _fields(_access(c, r"dgrams_up=3 "))
+    assert ea["dgrams_down"] == "3" and ca["dgrams_down"] == "3"
+    assert ca["user"] == "edge" and ca["method"] == "convert", ca
+    assert ea["result"] == "ok", ea
+    _access(c, r"dgrams_up=1 .*dests=1 ")
+
+
+def test_via_thousand_datagrams_none_lost(gateway, keys, udpecho):
+    e, _ = _tiers(gateway, keys)
+    got = []
+    with sr.Association(e.port) as a:
+        for w in range(0, 1000, 50):
+            for i in range(w, w + 50):
+                a.send("127.0.0.1", udpecho.port,
+                       struct.pack("!I", i) + b"." * 1000)
+            for _ in range(50):
+                try:
+                    got.append(struct.unpack("!I", a.recv(5)[2][:4])[0])
+                except socket.timeout:
+                    break
+    assert sorted(got) == list(range(1000))
+
+
+def test_via_rules_on_both_tiers(gateway, keys, udpecho, udpecho_b):
+    """The edge's rules and the concentrator's both apply, per datagram."""
+    cport = gwutil.free_port()
+    c = gateway({"convert": {"listen": "127.0.0.1:%d" % cport, "keys": keys},
+                 "rule.no-b": {"action": "deny", "dest": "127.0.0.1/32",
+                               "port": str(udpecho_b.port),
+                               "command": "udp"}})
+    gwutil.wait_until(lambda: gwutil.accepts("127.0.0.1", cport),
+                      gwutil.START_TIMEOUT, "the Convert listener")
+    e = gateway({"upstream": {"via": "convert://127.0.0.1:%d" % cport,
+                              "via_user": "edge", "via_keys": keys},
+                 "rule.no-name": {"action": "deny", "domain": "localhost",
+                                  "command": "udp"}})
+    with sr.Association(e.port) as a:
+        a.send("127.0.0.1", udpecho_b.port, b"denied at the concentrator")
+        a.send("localhost", udpecho.port, b"denied at the edge")
+        a.send("127.0.0.1", udpecho.port, b"allowed")
+        assert a.recv()[2] == b"allowed"
+        assert a.queued() is None
+    assert _fields(_access(e, r"result=ok"))["drop_denied"] == "1"
+    assert _fields(_access(c, r"result=ok"))["drop_denied"] == "1"
+
+
+def test_via_concentrator_gone_ends_association(gateway, keys, udpecho):
+    """The concentrator goes away: the edge ends the association and
+    closes the client's control connection."""
+    e, c = _tiers(gateway, keys)
+    with sr.Association(e.port) as a:
+        a.send("127.0.0.1", udpecho.port, b"up")
+        assert a.recv()[2] == b"up"
+        # Gone for good (SIGTERM would drain: wait for the association).
+        c.proc.kill()
+        c.proc.wait()
+        c.stopped = True
+        assert sr.recv_until_eof(a.ctl) == b""
+    _access(e, r"result=upstream-closed")

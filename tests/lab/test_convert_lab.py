@@ -497,14 +497,28 @@ def test_unknown_private_tlv_skipped(env):
 
 @pytest.mark.parametrize("with_connect", [False, True],
                          ids=["udp-only", "udp-connect-any"])
-def test_udp_association_refused_for_now(env, with_connect):
-    """The UDP TLV (0xC3) parses; until UDP rides Convert the listener
-    answers Error 2 (unsupported message) and never dials 0.0.0.0:0."""
+def test_udp_association(env, with_connect):
+    """The UDP TLV (0xC3): the listener answers success and relays the
+    framed datagrams (len(16) | SOCKS5 UDP header | payload, DESIGN.md
+    section 6) that follow the message in the SYN; it never dials
+    0.0.0.0:0. The client's half-close ends the association, and the
+    gateway closes. (Datagrams both ways through a concentrator:
+    test_udp_lab.py.)"""
     tl = [tlv(0xc3, b"\0\0")]
     if with_connect:
         tl.append(connect_tlv("0.0.0.0", 0))
-    res = raw(env, [{"data": message(tl, key=env.key), "fastopen": True}])
-    assert res[0]["reply"] == err_reply(2), res[0]["reply"].hex()
+    body = (b"\0\0\0\x01" + socket.inet_aton(env.srv_ip) +
+            struct.pack("!H", CLOSED_PORT) + b"one datagram")
+    mark = env.gw.mark()
+    res = raw(env, [{"data": message(tl, key=env.key) +
+                     struct.pack("!H", len(body)) + body,
+                     "fastopen": True, "shut": True}])
+    assert res[0]["reply"] == OK_REPLY, res[0]["reply"].hex()
+    assert res[0]["end"] == "eof", res[0]
+    a = env.gw.wait_access(lambda a: a.get("command") == "udp",
+                           "the association's access line", mark)
+    assert a["result"] == "ok" and a["dgrams_up"] == "1", a
+    assert a["up"] == "12" and a["method"] == "convert", a
 
 
 # --- Silent failures ----------------------------------------------------------------
