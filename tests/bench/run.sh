@@ -12,6 +12,8 @@
 #   3. memory: PSS/RSS per held relayed connection with N idle connections;
 #   4. the shared state's cost: Convert connection rate with the replay
 #      cache in-process and in a loopback Redis ([state] redis).
+#   5. UDP ASSOCIATE: datagrams per second (64 and 1200-byte payloads) and
+#      the latency a proxy adds per datagram: direct, mpgw, Dante.
 # Medians over BENCH_REPEATS runs; raw and median rows in
 # tests/bench/results/*.csv; ratio tables on stdout.
 #
@@ -22,7 +24,7 @@
 #
 # Environment (defaults in brackets):
 #   BENCH_PARTS       which parts: "loopback lab" [loopback lab]
-#   BENCH_SECTIONS    loopback sections [throughput connrate memory redis]
+#   BENCH_SECTIONS    loopback sections [throughput connrate memory redis udp]
 #   BENCH_REPEATS     repeats per measurement [3]
 #   BENCH_MB          MiB per throughput run, split over its streams [2048]
 #   BENCH_CONC        connrate concurrency [64]
@@ -69,7 +71,7 @@ SECS=${BENCH_SECS:-4}
 HOLD_N=${BENCH_HOLD_N:-10000}
 HOLD_SECS=${BENCH_HOLD_SECS:-3}
 PARTS=${BENCH_PARTS:-loopback lab}
-SECTIONS=${BENCH_SECTIONS:-throughput connrate memory redis}
+SECTIONS=${BENCH_SECTIONS:-throughput connrate memory redis udp}
 LAB_SECS=${BENCH_LAB_SECS:-8}
 
 # Loopback ports (private namespace; below the ephemeral range).
@@ -530,6 +532,146 @@ mem_table() {
 	done
 }
 
+# --- 4. UDP ASSOCIATE: datagram rate and added latency -------------------
+#
+# socksbench udp (udpbench.c) against its own UDP echo on 127.0.0.1:P_UDP:
+# direct, mpgw (the upstream mptcp=off instance: UDP does not use it) and
+# Dante (an instance of its own, conf/danted-udp.conf: the TCP benchmark's
+# Dante allows connect only). Per payload size: the datagrams per second
+# echoed with BENCH_UDP_WINDOW in flight for BENCH_UDP_SECS (median of
+# BENCH_REPEATS) and the datagrams lost, then the round-trip p50 of
+# BENCH_UDP_PINGS datagrams one at a time, and what a proxy adds to the
+# direct p50. Each run is bounded (--time-limit).
+
+P_UDP=21303
+P_DANTE_UDP=21085
+UDP_SIZES=${BENCH_UDP_SIZES:-64 1200}
+UDP_SECS=${BENCH_UDP_SECS:-3}
+UDP_WINDOW=${BENCH_UDP_WINDOW:-128}
+UDP_PINGS=${BENCH_UDP_PINGS:-2000}
+
+# udp_args LABEL: socksbench udp options that reach the echo through LABEL.
+udp_args() {
+	case $1 in
+	direct) echo "--proxy none --target 127.0.0.1:$P_UDP" ;;
+	mpgw) echo "--proxy socks5 --gw 127.0.0.1:$P_MPGW_T" \
+	    "--target 127.0.0.1:$P_UDP" ;;
+	dante) echo "--proxy socks5 --gw 127.0.0.1:$P_DANTE_UDP" \
+	    "--target 127.0.0.1:$P_UDP" ;;
+	esac
+}
+
+# udp_median FILE LABEL SIZE COLUMN
+udp_median() {
+	awk -F, -v l="$2" -v s="$3" -v c="$4" \
+	    '$1 == l && $2 == s && $c != "" { print $c }' "$1" | median
+}
+
+bench_udp() {
+	out=$RES/udp.csv
+	lout=$RES/udp_latency.csv
+	echo "label,size,repeat,pps,mbps,sent,lost,seconds" >"$out"
+	echo "label,size,repeat,p50_us,p99_us,echoed,lost" >"$lout"
+	"$SB" udp --serve 127.0.0.1:$P_UDP 2>"$TMP/udpecho.log" &
+	pid_echo=$!
+	started $pid_echo
+	i=0
+	while ! ss -Hlun "sport = :$P_UDP" 2>/dev/null | grep -q . &&
+	    [ $i -lt 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	labels=direct
+	[ $HAVE_MPGW = 1 ] && labels="$labels mpgw"
+	pid_dante=
+	if command -v danted >/dev/null 2>&1; then
+		danted -f "$CONF/danted-udp.conf" -p "$TMP/danted-udp.pid" \
+		    2>"$TMP/danted-udp.log" &
+		pid_dante=$!
+		started $pid_dante
+		if wait_port $P_DANTE_UDP; then
+			labels="$labels dante"
+		else
+			say "run.sh: Dante (UDP) did not start; see" \
+			    "$TMP/danted-udp.log"
+		fi
+	fi
+	say "== udp: sizes $UDP_SIZES, window $UDP_WINDOW, ${UDP_SECS}s," \
+	    "$REPEATS repeats, $UDP_PINGS pings: $labels"
+	r=1
+	while [ $r -le "$REPEATS" ]; do
+		for size in $UDP_SIZES; do
+			for lbl in $labels; do
+				# shellcheck disable=SC2046
+				line=$("$SB" udp $(udp_args "$lbl") --label "$lbl" \
+				    --mode rate --size "$size" \
+				    --window "$UDP_WINDOW" \
+				    --duration "$UDP_SECS" --time-limit 30 \
+				    2>>"$TMP/sb.log" | tail -n 1)
+				echo "$lbl,$size,$r,$(kv "$line" pps)\
+,$(kv "$line" mbps),$(kv "$line" sent),$(kv "$line" lost)\
+,$(kv "$line" seconds)" >>"$out"
+				# shellcheck disable=SC2046
+				line=$("$SB" udp $(udp_args "$lbl") --label "$lbl" \
+				    --mode latency --size "$size" \
+				    --count "$UDP_PINGS" --time-limit 30 \
+				    2>>"$TMP/sb.log" | tail -n 1)
+				echo "$lbl,$size,$r,$(kv "$line" p50_us)\
+,$(kv "$line" p99_us),$(kv "$line" echoed),$(kv "$line" lost)" >>"$lout"
+			done
+		done
+		r=$((r + 1))
+	done
+	[ -n "$pid_dante" ] && stop_pid "$pid_dante"
+	stop_pid "$pid_echo"
+	echo
+	echo "UDP ASSOCIATE: datagrams/s echoed with $UDP_WINDOW in flight" \
+	    "(median of $REPEATS; lost = sent, never echoed, summed;" \
+	    "ratio = vs dante)"
+	printf '%-8s' server
+	for size in $UDP_SIZES; do
+		printf ' %10s %6s %7s' "${size}B/s" ratio lost
+	done
+	echo
+	for lbl in $labels; do
+		printf '%-8s' "$lbl"
+		for size in $UDP_SIZES; do
+			m=$(udp_median "$out" "$lbl" "$size" 4)
+			d=$(udp_median "$out" dante "$size" 4)
+			lost=$(awk -F, -v l="$lbl" -v s="$size" \
+			    '$1 == l && $2 == s { n += $7 } END { print n + 0 }' \
+			    "$out")
+			printf ' %10s %6s %7s' "$m" "$(ratio "$m" "$d")" "$lost"
+			echo "udp,$lbl,,$size,pps,$m" >>"$RES/summary.csv"
+			echo "udp,$lbl,,$size,lost,$lost" >>"$RES/summary.csv"
+		done
+		echo
+	done
+	echo
+	echo "UDP ASSOCIATE: round trip of one datagram at a time, p50 us" \
+	    "(median of $REPEATS; added = what the proxy adds to direct)"
+	printf '%-8s' server
+	for size in $UDP_SIZES; do
+		printf ' %10s %8s' "${size}B p50" added
+	done
+	echo
+	for lbl in $labels; do
+		printf '%-8s' "$lbl"
+		for size in $UDP_SIZES; do
+			m=$(udp_median "$lout" "$lbl" "$size" 4)
+			b=$(udp_median "$lout" direct "$size" 4)
+			add=$(awk -v a="$m" -v b="$b" 'BEGIN {
+			    if (a == "-" || b == "-") print "-";
+			    else printf "%.1f\n", a - b }')
+			printf ' %10s %8s' "$m" "$add"
+			echo "udp,$lbl,,$size,p50_us,$m" >>"$RES/summary.csv"
+			echo "udp,$lbl,,$size,added_us,$add" \
+			    >>"$RES/summary.csv"
+		done
+		echo
+	done
+}
+
 # --- loopback part ----------------------------------------------------------
 
 # --- 4. the shared state's cost (Redis) -------------------------------------
@@ -656,6 +798,7 @@ loopback_inner() {
 		connrate) bench_connrate ;;
 		memory) bench_memory ;;
 		redis) bench_redis ;;
+		udp) bench_udp ;;
 		*) say "run.sh: unknown section '$sec'" ;;
 		esac
 	done

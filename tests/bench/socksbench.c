@@ -15,6 +15,9 @@
  *   --mode hold       --conns N [--concurrency C] [--hold-secs S]
  *   --mode ttfb       --count N [--resp-bytes R]
  *
+ *   socksbench udp ...   UDP ASSOCIATE datagram rate and latency, and a
+ *                        UDP echo target (udpbench.c)
+ *
  * Output: one line of key=value pairs on stdout (mode proxy conns bytes
  * seconds mbps cps p50_us p99_us p999_us errors, then mode extras), and
  * human-readable text on stderr. In hold mode the line is printed as soon
@@ -93,6 +96,7 @@
 
 #include "proto/convert.h"
 #include "proto/socks5.h"
+#include "tests/bench/udpbench.h"
 
 #ifndef TCPI_OPT_SYN_DATA
 #define TCPI_OPT_SYN_DATA 32
@@ -2361,6 +2365,9 @@ main(int argc, char **argv)
 	unsigned i;
 	bool interrupted;
 
+	/* `socksbench udp ...`: datagrams (udpbench.c). */
+	if (argc > 1 && strcmp(argv[1], "udp") == 0)
+		return sb_udp_main(argc - 1, argv + 1);
 	parse_args(argc, argv);
 	raise_nofile();
 	for (i = 0; i < PAT_LEN; i++)
