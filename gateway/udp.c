@@ -16,7 +16,6 @@
 #include "gateway/dial.h"
 #include "gateway/resolve.h"
 #include "gateway/session.h"
-#include "gateway/snap.h"
 #include "gateway/stats.h"
 #include "gateway/worker.h"
 #include "lib/addr.h"

@@ -40,10 +40,12 @@
  * slots of 64 KiB, allocated on the worker's first association), and one
  * sendmsg for all the frames of a batch. No allocation per datagram. A
  * stream side's buffers are the association's own: frames waiting to be
- * read whole, and the unsent rest of a frame when the connection is full
- * (reading the datagram side then pauses; frames of that batch that did
- * not fit are dropped and counted as congested: datagrams, not a byte
- * stream, so nothing waits).
+ * read whole (80 KiB), and frames its connection has not taken yet (up to
+ * 128 KiB, allocated when it first fills: a fresh MPTCP connection's send
+ * buffer is small). While frames wait, the datagram side feeding them is
+ * not read (its socket buffer, then the kernel, drop what comes); a
+ * datagram that does not fit is dropped and counted as congested: these
+ * are datagrams, not a byte stream.
  *
  * Everything runs on the session's worker thread.
  */
