@@ -422,16 +422,16 @@ enum fam {
 	FAM_PATH_OVERFLOW,
 	FAM_CONNECT,
 	FAM_REPLY,
-	FAM_STATE_UP,		/* these only with [state] redis */
-	FAM_STATE_CONNECTS,
-	FAM_STATE_REQUESTS,
-	FAM_STATE_ERRORS,
 	FAM_UDP_OPEN,
 	FAM_UDP_DGRAMS,
 	FAM_UDP_DROPPED,
 	FAM_BIND_WRONG_PEER,
+	FAM_STATE_UP,		/* these only with [state] redis: keep last */
+	FAM_STATE_CONNECTS,
+	FAM_STATE_REQUESTS,
+	FAM_STATE_ERRORS,
 };
-#define FAM_COUNT (FAM_BIND_WRONG_PEER + 1)
+#define FAM_COUNT (FAM_STATE_ERRORS + 1)
 
 static const struct {
 	const char *name;
