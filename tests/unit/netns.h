@@ -22,6 +22,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Why netns tests cannot run here, or NULL. */
@@ -105,6 +106,25 @@ netns_sh(const char *cmd)
 	int rc = system(cmd);
 
 	cr_assert_eq(rc, 0, "%s: exit %d", cmd, rc);
+}
+
+/*
+ * Run cmd until it succeeds, for at most five seconds. The kernel finishes
+ * some changes on a workqueue (an IPv6 address's local route waits for the
+ * link watch and DAD work even with nodad), so a test that needs the result
+ * waits for it to be visible first.
+ */
+static inline void
+netns_wait(const char *cmd)
+{
+	struct timespec nap = {0, 10 * 1000 * 1000};
+
+	for (int i = 0; i < 500; i++) {
+		if (system(cmd) == 0)
+			return;
+		nanosleep(&nap, NULL);
+	}
+	cr_assert_fail("%s: still failing after 5 s", cmd);
 }
 
 #endif

@@ -565,6 +565,7 @@ Test(resolve, happy_eyeballs_order_ipv6_first)
 
 	/* Only IPv6 is routable, so both rank IPv6 first (RFC 6724 rule 1). */
 	netns_sh("ip -6 addr add fd77::100/64 dev lo");
+	netns_wait("ip -6 route show table local fd77::100 | grep -q local");
 	netns_etc("resolv.conf", RESOLV_DNSMASQ);
 	netns_etc("hosts", HOSTS);
 	start_dnsmasq(NULL);

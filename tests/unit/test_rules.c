@@ -573,6 +573,7 @@ Test(rules, own_address_added_after_first_check)
 	cr_expect(is_protected("10.77.20.255"), "the link's broadcast address");
 	cr_expect(!is_protected("10.77.20.7"), "a neighbour on the link");
 	netns_sh("ip -6 addr add fd77:20::1/64 dev v0 nodad");
+	netns_wait("ip -6 route show table local fd77:20::1 | grep -q local");
 	cr_expect(is_protected("fd77:20::1"));
 	expect(CONF_DENY, "builtin-protect", "2001:db8::9", "", CONNECT,
 	    "fd77:20::1", NULL, 22);
