@@ -158,20 +158,16 @@ auth_tls_ctx(const struct gw_conf *c, char *err, size_t errlen)
 	 * still in flight must not be thrown away. Renegotiation only costs.
 	 */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF |
-	    SSL_OP_ALLOW_NO_DHE_KEX);
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/*
 	 * Resumption by stateless tickets (no server-side cache to share
 	 * between workers): one ticket per handshake, sealed with keys that
 	 * live in this process's memory only and rotate (tls_ticket_cb). A
-	 * client that offers it (the shim does, for tls-login) may resume
-	 * with the ticket's key alone, without a new (EC)DHE exchange
-	 * (SSL_OP_ALLOW_NO_DHE_KEX): that resumption costs no public-key
-	 * operation at all, where one with (EC)DHE costs nearly as much CPU
-	 * as a full handshake with our P-256 key. It gives up forward
-	 * secrecy for that connection until the ticket key rotates (at most
-	 * two hours; keys never leave memory); clients that want it keep
-	 * offering psk_dhe_ke, which is what OpenSSL does by default.
+	 * resumed handshake skips the certificate, its signature and the
+	 * client's chain verification; it still runs (EC)DHE, so it keeps
+	 * forward secrecy. (psk_ke alone would skip that too, but OpenSSL
+	 * 3.0 servers pick psk_dhe_ke whenever a client offers it, and
+	 * OpenSSL clients always do.)
 	 */
 	SSL_CTX_set_num_tickets(ctx, 1);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);

@@ -78,12 +78,6 @@ tls_ctx_init(void)
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
 	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(ctx, tls_new_session);
-	/*
-	 * Resume with the ticket's key alone: tls-login protects the login
-	 * and the request, the relay runs in the clear anyway, and the
-	 * gateway then does no public-key work (auth/tls.c).
-	 */
-	SSL_CTX_set_options(ctx, SSL_OP_ALLOW_NO_DHE_KEX);
 	if (shim_conf.ca[0] != '\0' ? SSL_CTX_load_verify_locations(ctx,
 	    shim_conf.ca, NULL) != 1 :
 	    SSL_CTX_set_default_verify_paths(ctx) != 1) {
