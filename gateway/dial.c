@@ -232,6 +232,14 @@ attempt_cb(struct ev_loop *loop, ev_io *io, int revents)
 		fd = a->fd;
 		a->fd = -1;
 		up = dial_upstream(a, fd);
+		/*
+		 * Only once MPTCP is known to run: a connection that fell
+		 * back to TCP relays 2x faster with an autotuned buffer
+		 * (loopback, one stream down: 5.2 vs 2.5 Gbit/s), one that
+		 * runs MPTCP 1.4x faster with the fixed one (mptcp.c).
+		 */
+		if (up == SESS_UP_MPTCP)
+			mptcp_tune_upstream(fd);
 		if (a->mptcp)
 			mpcache_note((const struct sockaddr *)&d->addrs[a->idx],
 			    up == SESS_UP_MPTCP, ev_now(loop),
@@ -326,8 +334,6 @@ dial_next(struct dial *d)
 			d->next++;
 			continue;
 		}
-		if (a->mptcp)
-			mptcp_tune_upstream(a->fd);
 		(void)setsockopt(a->fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
 		if (connect(a->fd, sa, d->lens[d->next]) == -1 &&
