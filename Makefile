@@ -69,7 +69,7 @@ DEB_BUILD = build-essential pkg-config libev-dev libssl-dev libinih-dev \
 DEB_TEST  = python3 python3-pytest python3-socks curl wget ncat \
 	proxychains4 socat iproute2 iptables tcpdump whois procps dnsmasq-base \
 	systemd mandoc man-db prometheus haproxy redis-server dante-server
-DEB_BENCH = microsocks gnuplot-nox
+DEB_BENCH = microsocks gnuplot-nox iperf3 mptcpize linux-perf
 # make test runs the libFuzzer targets (tests/fuzz) briefly.
 DEB_FUZZ  = clang
 

@@ -4,16 +4,25 @@
 # Loopback part, side by side in one run, every server driven by the same
 # client (BUILD_DIR/socksbench) against the same target (socksbench --serve):
 #   1. relay throughput, 1 and 8 streams, down and up:
-#      direct, direct over MPTCP, mpgw (upstream mptcp=off), mpgw (mptcp=on),
-#      Dante, microsocks;
+#      direct, direct over MPTCP, mpgw (four ways, below), HAProxy, Dante,
+#      microsocks, and the issue 12 targets as ratios;
 #   2. connection rate and exchange latency p50/p99/p999 at concurrency 64:
-#      mpgw (SOCKS5, both upstream modes, and Convert), Dante, microsocks,
+#      mpgw (SOCKS5 three ways, and Convert), Dante, microsocks,
 #      with direct as the reference;
 #   3. memory: PSS/RSS per held relayed connection with N idle connections;
 #   4. the shared state's cost: Convert connection rate with the replay
 #      cache in-process and in a loopback Redis ([state] redis).
 #   5. UDP ASSOCIATE: datagrams per second (64 and 1200-byte payloads) and
 #      the latency a proxy adds per datagram: direct, mpgw, Dante.
+#   6. iperf3 down and up: direct, direct over MPTCP (mptcpize), mpgw,
+#      HAProxy (forced splice), Dante, microsocks (through proxychains4).
+# mpgw runs in four configurations: mpgw-tcp (upstream mptcp = off),
+# mpgw-default (mptcp = on, the default, to a target without MPTCP: the
+# capability cache turns it into TCP), mpgw-nocache (the same with
+# mptcp_cache_ttl = 0, i.e. before the cache) and mpgw-mptcp (to an MPTCP
+# target). HAProxy 2.6 (mode tcp; splice-auto, and forced splice) is the
+# relay reference in 1 and 6; 2 adds each proxy's CPU time and system
+# calls per connection.
 # Medians over BENCH_REPEATS runs; raw and median rows in
 # tests/bench/results/*.csv; ratio tables on stdout.
 #
@@ -24,11 +33,15 @@
 #
 # Environment (defaults in brackets):
 #   BENCH_PARTS       which parts: "loopback lab" [loopback lab]
-#   BENCH_SECTIONS    loopback sections [throughput connrate memory redis udp]
+#   BENCH_SECTIONS    loopback sections
+#                     [throughput connrate memory redis udp iperf3]
 #   BENCH_REPEATS     repeats per measurement [3]
 #   BENCH_MB          MiB per throughput run, split over its streams [2048]
 #   BENCH_CONC        connrate concurrency [64]
 #   BENCH_SECS        connrate seconds per run [4]
+#   BENCH_SYS_N       connections counted for system calls per connection
+#                     [2000]
+#   BENCH_IPERF_SECS  seconds per iperf3 run [4]
 #   BENCH_HOLD_N      idle connections for the memory test [10000]
 #   BENCH_HOLD_SECS   seconds to keep them before sampling memory [3]
 #   BENCH_NETNS       0 to run the loopback part in the current namespace [1]
@@ -71,8 +84,10 @@ SECS=${BENCH_SECS:-4}
 HOLD_N=${BENCH_HOLD_N:-10000}
 HOLD_SECS=${BENCH_HOLD_SECS:-3}
 PARTS=${BENCH_PARTS:-loopback lab}
-SECTIONS=${BENCH_SECTIONS:-throughput connrate memory redis udp}
+SECTIONS=${BENCH_SECTIONS:-throughput connrate memory redis udp iperf3}
 LAB_SECS=${BENCH_LAB_SECS:-8}
+SYS_N=${BENCH_SYS_N:-2000}
+HZ=$(getconf CLK_TCK)
 
 # Loopback ports (private namespace; below the ephemeral range).
 P_SRV=21301		# target, TCP listener
@@ -81,6 +96,12 @@ P_DANTE=21081
 P_MS=21082
 P_MPGW_T=21083		# mpgw upstream mptcp=off (Convert on 21093)
 P_MPGW_M=21084		# mpgw upstream mptcp=on (Convert on 21094)
+P_MPGW_N=21085		# mpgw upstream mptcp=on, mptcp_cache_ttl=0
+P_HA_A=21086		# HAProxy, option splice-auto
+P_HA_S=21087		# HAProxy, forced splice
+P_HA_I=21088		# HAProxy, forced splice, to the iperf3 server
+P_IP=21311		# iperf3 server, TCP
+P_IP_M=21312		# iperf3 server under mptcpize (MPTCP)
 P_CONV_T=21093
 CONV_USER=bench
 CONV_KEY=$(awk '$1 == "bench" { print $2 }' "$CONF/convert-keys")
@@ -193,8 +214,9 @@ mem_kb() {
 # --- servers ------------------------------------------------------------------
 
 # Server table: label, how socksbench reaches it, the pid to measure.
-HAVE_DANTE=0 HAVE_MS=0 HAVE_MPGW=0 HAVE_CONV=0
-PID_DANTE='' PID_MS='' PID_MPGW_T='' PID_MPGW_M='' PID_SRV='' PID_SRV_M=''
+HAVE_DANTE=0 HAVE_MS=0 HAVE_MPGW=0 HAVE_CONV=0 HAVE_HA=0
+PID_DANTE='' PID_MS='' PID_MPGW_T='' PID_MPGW_M='' PID_MPGW_N='' PID_HA=''
+PID_SRV='' PID_SRV_M=''
 
 start_servers() {
 	"$SB" --serve 127.0.0.1:$P_SRV 2>"$TMP/srv.log" &
@@ -242,7 +264,12 @@ start_servers() {
 		    2>"$TMP/mpgw-mptcp.log" &
 		PID_MPGW_M=$!
 		started $PID_MPGW_M
-		if wait_port $P_MPGW_T && wait_port $P_MPGW_M; then
+		(cd "$TOP" && exec "$MPGW" -c "$CONF/mpgw-nocache.ini") \
+		    2>"$TMP/mpgw-nocache.log" &
+		PID_MPGW_N=$!
+		started $PID_MPGW_N
+		if wait_port $P_MPGW_T && wait_port $P_MPGW_M &&
+		    wait_port $P_MPGW_N; then
 			HAVE_MPGW=1
 			wait_port $P_CONV_T && HAVE_CONV=1
 		else
@@ -251,6 +278,18 @@ start_servers() {
 		fi
 	else
 		say "run.sh: $MPGW not built; skipping mpgw"
+	fi
+	if command -v haproxy >/dev/null 2>&1; then
+		haproxy -db -f "$CONF/haproxy.cfg" 2>"$TMP/haproxy.log" &
+		PID_HA=$!
+		started $PID_HA
+		if wait_port $P_HA_A && wait_port $P_HA_S; then
+			HAVE_HA=1
+		else
+			say "run.sh: HAProxy did not start; see $TMP/haproxy.log"
+		fi
+	else
+		say "run.sh: haproxy not installed; skipping HAProxy"
 	fi
 }
 
@@ -263,6 +302,12 @@ sb_args() {
 	    "--target 127.0.0.1:$P_SRV" ;;
 	mpgw-mptcp) echo "--proxy socks5 --gw 127.0.0.1:$P_MPGW_M" \
 	    "--target 127.0.0.1:$P_SRV_M" ;;
+	mpgw-default) echo "--proxy socks5 --gw 127.0.0.1:$P_MPGW_M" \
+	    "--target 127.0.0.1:$P_SRV" ;;
+	mpgw-nocache) echo "--proxy socks5 --gw 127.0.0.1:$P_MPGW_N" \
+	    "--target 127.0.0.1:$P_SRV" ;;
+	haproxy-auto) echo "--proxy none --target 127.0.0.1:$P_HA_A" ;;
+	haproxy-splice) echo "--proxy none --target 127.0.0.1:$P_HA_S" ;;
 	mpgw-convert) echo "--proxy convert --gw 127.0.0.1:$P_CONV_T" \
 	    "--target 127.0.0.1:$P_SRV --user $CONV_USER --key $CONV_KEY" ;;
 	dante) echo "--proxy socks5 --gw 127.0.0.1:$P_DANTE" \
@@ -275,22 +320,29 @@ sb_args() {
 # sb_pid LABEL: the process whose tree holds LABEL's relay state.
 sb_pid() {
 	case $1 in
-	mpgw-tcp) echo "$PID_MPGW_T" ;;
-	mpgw-mptcp) echo "$PID_MPGW_M" ;;
+	mpgw-tcp | mpgw-convert) echo "$PID_MPGW_T" ;;
+	mpgw-mptcp | mpgw-default) echo "$PID_MPGW_M" ;;
+	mpgw-nocache) echo "$PID_MPGW_N" ;;
+	haproxy-*) echo "$PID_HA" ;;
 	dante) echo "$PID_DANTE" ;;
 	microsocks) echo "$PID_MS" ;;
 	esac
 }
 
-# labels_for SECTION: the servers present for a section.
+# labels_for SECTION: the servers present for a section. mpgw-default is
+# the default configuration (upstream mptcp = on, capability cache on) to a
+# target without MPTCP, mpgw-nocache the same without the cache.
 labels_for() {
 	l=
 	case $1 in
 	throughput) l="direct direct-mptcp" ;;
 	connrate) l="direct" ;;
 	esac
-	[ $HAVE_MPGW = 1 ] && l="$l mpgw-tcp mpgw-mptcp"
+	[ $HAVE_MPGW = 1 ] && l="$l mpgw-tcp mpgw-default mpgw-mptcp"
+	[ "$1" = throughput ] && [ $HAVE_MPGW = 1 ] && l="$l mpgw-nocache"
 	[ "$1" = connrate ] && [ $HAVE_CONV = 1 ] && l="$l mpgw-convert"
+	[ "$1" = throughput ] && [ $HAVE_HA = 1 ] &&
+	    l="$l haproxy-auto haproxy-splice"
 	[ $HAVE_DANTE = 1 ] && l="$l dante"
 	[ $HAVE_MS = 1 ] && l="$l microsocks"
 	echo $l
@@ -324,6 +376,12 @@ bench_throughput() {
 	echo "label,streams,dir,repeat,mbps,seconds,errors" >"$out"
 	labels=$(labels_for throughput)
 	say "== throughput: $MB MiB per run, $REPEATS repeats: $labels"
+	# One small transfer first, so mpgw-default measures the steady state
+	# with the capability cache filled (its first connection to a new
+	# destination is what mpgw-nocache measures every time).
+	for lbl in $labels; do
+		run_sb "$lbl" --mode throughput --streams 1 --bytes 1M
+	done
 	r=1
 	while [ $r -le "$REPEATS" ]; do
 		for dir in down up; do
@@ -346,7 +404,7 @@ bench_throughput() {
 	done
 	echo
 	echo "Relay throughput, Mbit/s (median of $REPEATS; ratio = vs direct)"
-	printf '%-13s' server
+	printf '%-15s' server
 	for dir in down up; do
 		for st in 1 8; do
 			printf ' %12s %6s' "${dir}x$st" ratio
@@ -354,7 +412,7 @@ bench_throughput() {
 	done
 	echo
 	for lbl in $labels; do
-		printf '%-13s' "$lbl"
+		printf '%-15s' "$lbl"
 		for dir in down up; do
 			for st in 1 8; do
 				m=$(tp_median "$lbl" $st $dir)
@@ -366,6 +424,38 @@ bench_throughput() {
 		done
 		echo
 	done
+	echo
+	echo "Throughput targets (ratios of the medians above; met = cells" \
+	    "at or above the target)"
+	printf '%-34s %7s %7s %7s %7s %7s %5s\n' comparison downx1 downx8 \
+	    upx1 upx8 target met
+	tp_target "default path / TCP path" mpgw-default mpgw-tcp 0.9
+	tp_target "  the same before the cache" mpgw-nocache mpgw-tcp 0.9
+	tp_target "TCP path / Dante" mpgw-tcp dante 1.5
+	tp_target "TCP path / HAProxy forced splice" mpgw-tcp haproxy-splice 1
+	tp_target "  HAProxy splice-auto" mpgw-tcp haproxy-auto 1
+	tp_target "MPTCP relay / direct MPTCP" mpgw-mptcp direct-mptcp 0.8
+}
+
+# tp_target NAME A B TARGET: one row of A/B medians per column, and how
+# many reach TARGET; nothing when either label did not run.
+tp_target() {
+	[ "$(tp_median "$2" 1 down)" = - ] && return 0
+	[ "$(tp_median "$3" 1 down)" = - ] && return 0
+	printf '%-34s' "$1"
+	met=0
+	for dir in down up; do
+		for st in 1 8; do
+			q=$(ratio "$(tp_median "$2" $st $dir)" \
+			    "$(tp_median "$3" $st $dir)")
+			printf ' %7s' "$q"
+			awk -v q="$q" -v t="$4" 'BEGIN { exit !(q != "-" &&
+			    q + 0 >= t + 0) }' && met=$((met + 1))
+			echo "throughput-target,$2/$3,$dir,$st,ratio,$q" \
+			    >>"$RES/summary.csv"
+		done
+	done
+	printf ' %7s %5s\n' ">= $4" "$met/4"
 }
 
 # tp_median LABEL STREAMS DIR
@@ -379,40 +469,82 @@ tp_median() {
 
 bench_connrate() {
 	out=$RES/connrate.csv
-	echo "label,repeat,cps,p50_us,p99_us,p999_us,conns,errors,syn_data" \
-	    >"$out"
+	echo "label,repeat,cps,p50_us,p99_us,p999_us,conns,errors,syn_data\
+,cpu_us_per_conn" >"$out"
 	labels=$(labels_for connrate)
 	say "== connrate: concurrency $CONC, ${SECS}s, $REPEATS repeats:" \
 	    "$labels"
 	r=1
 	while [ $r -le "$REPEATS" ]; do
 		for lbl in $labels; do
+			pid=$(sb_pid "$lbl")
+			t0=$(cpu_ticks "$pid")
 			run_sb "$lbl" --mode connrate \
 			    --concurrency "$CONC" --duration "$SECS"
 			line=$LINE
+			cpu=$(awk -v a="$t0" -v b="$(cpu_ticks "$pid")" \
+			    -v hz="$HZ" -v n="$(kv "$line" conns)" 'BEGIN {
+			    if (a == "-" || n + 0 == 0) print "";
+			    else printf "%.1f", (b - a) * 1e6 / hz / n }')
 			echo "$lbl,$r,$(kv "$line" cps),$(kv "$line" p50_us)\
 ,$(kv "$line" p99_us),$(kv "$line" p999_us),$(kv "$line" conns)\
-,$(kv "$line" errors),$(kv "$line" syn_data)" >>"$out"
+,$(kv "$line" errors),$(kv "$line" syn_data),$cpu" >>"$out"
 		done
 		r=$((r + 1))
 	done
 	echo
+	syscalls_per_conn "$labels"
 	echo "Connection rate at concurrency $CONC (median of $REPEATS;" \
-	    "latency = connect to server FIN, us; ratio = conn/s vs mpgw-tcp)"
-	printf '%-13s %9s %6s %9s %9s %9s %7s\n' server conn/s ratio p50_us \
-	    p99_us p999_us errors
-	ref=$(cr_median mpgw-tcp 3)
+	    "latency = connect to server FIN, us;"
+	echo "ratio = conn/s vs microsocks; cpu_us = the proxy's CPU per" \
+	    "connection; sys = its system calls per connection, perf stat" \
+	    "over $SYS_N more)"
+	printf '%-13s %9s %6s %7s %6s %9s %9s %9s %7s\n' server conn/s ratio \
+	    cpu_us sys p50_us p99_us p999_us errors
+	ref=$(cr_median microsocks 3)
 	[ "$ref" = "-" ] && ref=$(cr_median direct 3)
 	for lbl in $labels; do
 		c=$(cr_median "$lbl" 3)
-		printf '%-13s %9s %6s %9s %9s %9s %7s\n' "$lbl" "$c" \
-		    "$(ratio "$c" "$ref")" "$(cr_median "$lbl" 4)" \
+		printf '%-13s %9s %6s %7s %6s %9s %9s %9s %7s\n' "$lbl" "$c" \
+		    "$(ratio "$c" "$ref")" "$(cr_median "$lbl" 10)" \
+		    "$(sed -n "s/^$lbl //p" "$TMP/syscalls")" \
+		    "$(cr_median "$lbl" 4)" \
 		    "$(cr_median "$lbl" 5)" "$(cr_median "$lbl" 6)" \
 		    "$(cr_median "$lbl" 8)"
-		for k in 3:cps 4:p50_us 5:p99_us 6:p999_us; do
+		for k in 3:cps 4:p50_us 5:p99_us 6:p999_us 10:cpu_us; do
 			echo "connrate,$lbl,,$CONC,${k#*:},$(cr_median "$lbl" \
 			    "${k%%:*}")" >>"$RES/summary.csv"
 		done
+	done
+}
+
+# cpu_ticks ROOTPID: user + system clock ticks of the process tree, or "-".
+cpu_ticks() {
+	[ -n "$1" ] || { echo -; return 0; }
+	for p in $(tree_pids "$1"); do
+		# Fields after "pid (comm) ": utime and stime are 12 and 13.
+		sed 's/.*) //' "/proc/$p/stat" 2>/dev/null
+	done | awk '{ t += $12 + $13 } END { print t + 0 }'
+}
+
+# syscalls_per_conn LABELS: system calls each proxy makes per connection
+# (perf stat on raw_syscalls:sys_enter over SYS_N connections at
+# concurrency 16), as "label value" lines in $TMP/syscalls.
+syscalls_per_conn() {
+	: >"$TMP/syscalls"
+	command -v perf >/dev/null 2>&1 || return 0
+	for lbl in $1; do
+		pid=$(sb_pid "$lbl")
+		[ -n "$pid" ] || continue
+		pids=$(tree_pids "$pid" | paste -sd, -)
+		# shellcheck disable=SC2046
+		perf stat -x, -e raw_syscalls:sys_enter -p "$pids" \
+		    -o "$TMP/perf-$lbl" -- "$SB" $(sb_args "$lbl") \
+		    --concurrency 16 --mode connrate --count "$SYS_N" \
+		    >/dev/null 2>>"$TMP/sb.log" || continue
+		awk -F, -v l="$lbl" -v n="$SYS_N" '$3 ~ /sys_enter/ &&
+		    $1 + 0 > 0 { printf "%s %.1f\n", l, $1 / n }' \
+		    "$TMP/perf-$lbl" >>"$TMP/syscalls"
 	done
 }
 
@@ -532,7 +664,7 @@ mem_table() {
 	done
 }
 
-# --- 4. UDP ASSOCIATE: datagram rate and added latency -------------------
+# --- 5. UDP ASSOCIATE: datagram rate and added latency -------------------
 #
 # socksbench udp (udpbench.c) against its own UDP echo on 127.0.0.1:P_UDP:
 # direct, mpgw (the upstream mptcp=off instance: UDP does not use it) and
@@ -672,7 +804,109 @@ bench_udp() {
 	done
 }
 
-# --- loopback part ----------------------------------------------------------
+# --- 6. iperf3: the same relays, measured by a client nobody here wrote --------
+
+# iperf3 -t IP_SECS (first second omitted) down (-R) and up: direct, over
+# MPTCP at both ends (mptcpize), and through each relay, the SOCKS servers
+# reached by proxychains4. mpgw-mptcp relays a TCP client to the MPTCP
+# server: that is "MPTCP relay vs direct MPTCP".
+IP_SECS=${BENCH_IPERF_SECS:-4}
+
+# ip_cmd LABEL: the iperf3 client command line for LABEL, or nothing.
+ip_cmd() {
+	pc="proxychains4 -q -f $TMP/proxychains"
+	case $1 in
+	direct) echo "iperf3 -c 127.0.0.1 -p $P_IP" ;;
+	direct-mptcp) echo "mptcpize run iperf3 -c 127.0.0.1 -p $P_IP_M" ;;
+	mpgw-tcp) echo "$pc-$P_MPGW_T iperf3 -c 127.0.0.1 -p $P_IP" ;;
+	mpgw-default) echo "$pc-$P_MPGW_M iperf3 -c 127.0.0.1 -p $P_IP" ;;
+	mpgw-nocache) echo "$pc-$P_MPGW_N iperf3 -c 127.0.0.1 -p $P_IP" ;;
+	mpgw-mptcp) echo "$pc-$P_MPGW_M iperf3 -c 127.0.0.1 -p $P_IP_M" ;;
+	haproxy-splice) echo "iperf3 -c 127.0.0.1 -p $P_HA_I" ;;
+	dante) echo "$pc-$P_DANTE iperf3 -c 127.0.0.1 -p $P_IP" ;;
+	microsocks) echo "$pc-$P_MS iperf3 -c 127.0.0.1 -p $P_IP" ;;
+	esac
+}
+
+bench_iperf3() {
+	for t in iperf3 mptcpize proxychains4; do
+		command -v $t >/dev/null 2>&1 && continue
+		say "run.sh: $t missing (make deps-bench); skipping iperf3"
+		return 0
+	done
+	for p in $P_MPGW_T $P_MPGW_M $P_MPGW_N $P_DANTE $P_MS; do
+		printf 'strict_chain\nquiet_mode\n[ProxyList]\nsocks5 127.0.0.1 %s\n' \
+		    "$p" >"$TMP/proxychains-$p"
+	done
+	iperf3 -s -p $P_IP >"$TMP/iperf3-srv.log" 2>&1 &
+	started $!
+	mptcpize run iperf3 -s -p $P_IP_M >"$TMP/iperf3-srv-mptcp.log" 2>&1 &
+	started $!
+	wait_port $P_IP && wait_port $P_IP_M ||
+	    { say "run.sh: iperf3 servers did not start"; return 0; }
+	labels="direct direct-mptcp"
+	[ $HAVE_MPGW = 1 ] &&
+	    labels="$labels mpgw-tcp mpgw-default mpgw-nocache mpgw-mptcp"
+	[ $HAVE_HA = 1 ] && labels="$labels haproxy-splice"
+	[ $HAVE_DANTE = 1 ] && labels="$labels dante"
+	[ $HAVE_MS = 1 ] && labels="$labels microsocks"
+	out=$RES/iperf3.csv
+	echo "label,dir,repeat,mbps" >"$out"
+	say "== iperf3: ${IP_SECS}s per run, $REPEATS repeats: $labels"
+	r=1
+	while [ $r -le "$REPEATS" ]; do
+		for dir in down up; do
+			rev=
+			[ $dir = down ] && rev=-R
+			for lbl in $labels; do
+				# shellcheck disable=SC2046
+				m=$($(ip_cmd "$lbl") $rev -t "$IP_SECS" -O 1 -J \
+				    2>>"$TMP/iperf3.log" | python3 -c '
+import json, sys
+try:
+    e = json.load(sys.stdin)["end"]["sum_received"]
+    print(round(e["bits_per_second"] / 1e6))
+except Exception:
+    pass')
+				echo "$lbl,$dir,$r,$m" >>"$out"
+			done
+		done
+		r=$((r + 1))
+	done
+	echo
+	echo "iperf3 throughput, Mbit/s (median of $REPEATS; ratio = vs direct," \
+	    "SOCKS servers through proxychains4)"
+	printf '%-15s %9s %6s %9s %6s\n' server down ratio up ratio
+	for lbl in $labels; do
+		d=$(ip_median "$lbl" down) u=$(ip_median "$lbl" up)
+		printf '%-15s %9s %6s %9s %6s\n' "$lbl" \
+		    "$d" "$(ratio "$d" "$(ip_median direct down)")" \
+		    "$u" "$(ratio "$u" "$(ip_median direct up)")"
+		echo "iperf3,$lbl,down,1,mbps,$d" >>"$RES/summary.csv"
+		echo "iperf3,$lbl,up,1,mbps,$u" >>"$RES/summary.csv"
+	done
+	echo
+	printf '%-34s %7s %7s %7s\n' comparison down up target
+	ip_target "default path / TCP path" mpgw-default mpgw-tcp 0.9
+	ip_target "  the same before the cache" mpgw-nocache mpgw-tcp 0.9
+	ip_target "TCP path / Dante" mpgw-tcp dante 1.5
+	ip_target "TCP path / HAProxy forced splice" mpgw-tcp haproxy-splice 1
+	ip_target "MPTCP relay / direct MPTCP" mpgw-mptcp direct-mptcp 0.8
+}
+
+# ip_median LABEL DIR
+ip_median() {
+	awk -F, -v l="$1" -v d="$2" '$1 == l && $2 == d && $4 != "" {
+	    print $4 }' "$RES/iperf3.csv" | median
+}
+
+# ip_target NAME A B TARGET: A/B of the iperf3 medians, down and up.
+ip_target() {
+	d=$(ratio "$(ip_median "$2" down)" "$(ip_median "$3" down)")
+	u=$(ratio "$(ip_median "$2" up)" "$(ip_median "$3" up)")
+	[ "$d$u" = -- ] && return 0
+	printf '%-34s %7s %7s %7s\n' "$1" "$d" "$u" ">= $4"
+}
 
 # --- 4. the shared state's cost (Redis) -------------------------------------
 
@@ -772,6 +1006,8 @@ bench_redis() {
 	    "state error(s): see $TMP/mpgw-conv-redis.log"
 }
 
+# --- loopback part ----------------------------------------------------------
+
 loopback_inner() {
 	TMP=$(mktemp -d /tmp/mpgw-bench.XXXXXX)
 	trap cleanup EXIT
@@ -799,6 +1035,7 @@ loopback_inner() {
 		memory) bench_memory ;;
 		redis) bench_redis ;;
 		udp) bench_udp ;;
+		iperf3) bench_iperf3 ;;
 		*) say "run.sh: unknown section '$sec'" ;;
 		esac
 	done
