@@ -16,6 +16,8 @@
 #      the latency a proxy adds per datagram: direct, mpgw, Dante.
 #   6. iperf3 down and up: direct, direct over MPTCP (mptcpize), mpgw,
 #      HAProxy (forced splice), Dante, microsocks (through proxychains4).
+#   7. TLS 1.3 handshakes per CPU-second, full and resumed: mpgw's TLS
+#      listener and openssl s_server as the reference.
 # mpgw runs in four configurations: mpgw-tcp (upstream mptcp = off),
 # mpgw-default (mptcp = on, the default, to a target without MPTCP: the
 # capability cache turns it into TCP), mpgw-nocache (the same with
@@ -34,7 +36,7 @@
 # Environment (defaults in brackets):
 #   BENCH_PARTS       which parts: "loopback lab" [loopback lab]
 #   BENCH_SECTIONS    loopback sections
-#                     [throughput connrate memory redis udp iperf3]
+#                     [throughput connrate memory redis udp iperf3 tls]
 #   BENCH_REPEATS     repeats per measurement [3]
 #   BENCH_MB          MiB per throughput run, split over its streams [2048]
 #   BENCH_CONC        connrate concurrency [64]
@@ -42,6 +44,8 @@
 #   BENCH_SYS_N       connections counted for system calls per connection
 #                     [2000]
 #   BENCH_IPERF_SECS  seconds per iperf3 run [4]
+#   BENCH_TLS_PAR     parallel TLS clients [4]
+#   BENCH_TLS_N       TLS handshakes per client per measurement [500]
 #   BENCH_HOLD_N      idle connections for the memory test [10000]
 #   BENCH_HOLD_SECS   seconds to keep them before sampling memory [3]
 #   BENCH_NETNS       0 to run the loopback part in the current namespace [1]
@@ -84,7 +88,7 @@ SECS=${BENCH_SECS:-4}
 HOLD_N=${BENCH_HOLD_N:-10000}
 HOLD_SECS=${BENCH_HOLD_SECS:-3}
 PARTS=${BENCH_PARTS:-loopback lab}
-SECTIONS=${BENCH_SECTIONS:-throughput connrate memory redis udp iperf3}
+SECTIONS=${BENCH_SECTIONS:-throughput connrate memory redis udp iperf3 tls}
 LAB_SECS=${BENCH_LAB_SECS:-8}
 SYS_N=${BENCH_SYS_N:-2000}
 HZ=$(getconf CLK_TCK)
@@ -1006,6 +1010,101 @@ bench_redis() {
 	    "state error(s): see $TMP/mpgw-conv-redis.log"
 }
 
+# --- 7. TLS handshakes per CPU-second ----------------------------------------
+
+# mpgw's TLS listener (SOCKS5 inside TLS; tls-login does the same handshake
+# after the greeting) and, as the reference for what this OpenSSL costs by
+# itself, openssl s_server -rev with the same P-256 certificate. TLS_PAR
+# clients (tests/bench/tlsbench.py) make TLS_N handshakes each, full or
+# resuming the previous ticket; the server's CPU time over the handshakes.
+P_TLS=21097
+P_SSRV=21098
+TLS_N=${BENCH_TLS_N:-500}
+TLS_PAR=${BENCH_TLS_PAR:-4}
+
+bench_tls() {
+	certs=$BUILD/certs
+	sh "$TOP/tests/certs.sh" "$certs" ||
+	    { say "run.sh: tests/certs.sh failed; skipping tls"; return 0; }
+	printf '[gateway]\nworkers = 2\nlog_level = warn\naccess_log = off\n
+[socks5]\nlisten = 127.0.0.1:21099\nmethods = none\n
+[tls]\nlisten = 127.0.0.1:%s\ncert = %s/server.pem\nkey = %s/server.key\n' \
+	    $P_TLS "$certs" "$certs" >"$TMP/mpgw-tls.ini"
+	"$MPGW" -c "$TMP/mpgw-tls.ini" 2>"$TMP/mpgw-tls.log" &
+	pid_mpgw=$!
+	started $pid_mpgw
+	openssl s_server -quiet -rev -naccept 1000000 -accept \
+	    127.0.0.1:$P_SSRV -cert "$certs/server.pem" \
+	    -key "$certs/server.key" </dev/null >/dev/null \
+	    2>"$TMP/s_server.log" &
+	pid_ssrv=$!
+	started $pid_ssrv
+	wait_port $P_TLS && wait_port $P_SSRV ||
+	    { say "run.sh: TLS servers did not start"; return 0; }
+	out=$RES/tls.csv
+	echo "server,mode,repeat,handshakes,resumed,errors,cpu_s,per_cpu_s" \
+	    >"$out"
+	say "== tls: $TLS_PAR clients x $TLS_N handshakes, $REPEATS repeats"
+	r=1
+	while [ $r -le "$REPEATS" ]; do
+		for srv in mpgw s_server; do
+			for mode in full resume; do
+				tls_one $srv $mode $r >>"$out"
+			done
+		done
+		r=$((r + 1))
+	done
+	echo
+	echo "TLS 1.3 handshakes per second of the server's CPU (median of" \
+	    "$REPEATS; P-256 certificate, X25519; $(openssl version | cut -d' ' -f1-2))"
+	printf '%-10s %9s %9s %8s %12s\n' server full resumed ratio resumed/all
+	for srv in mpgw s_server; do
+		f=$(tls_median $srv full 8) m=$(tls_median $srv resume 8)
+		printf '%-10s %9s %9s %8s %12s\n' $srv "$f" "$m" \
+		    "$(ratio "$m" "$f")" "$(awk -F, -v s=$srv '$1 == s &&
+		    $2 == "resume" { r += $5; h += $4 } END {
+		    printf "%d/%d", r, h }' "$out")"
+		echo "tls,$srv,,full,per_cpu_s,$f" >>"$RES/summary.csv"
+		echo "tls,$srv,,resume,per_cpu_s,$m" >>"$RES/summary.csv"
+	done
+}
+
+# tls_one SERVER MODE REPEAT: one measurement, one row of tls.csv.
+tls_one() {
+	case $1 in
+	mpgw) port=$P_TLS pid=$pid_mpgw proto=socks ;;
+	*) port=$P_SSRV pid=$pid_ssrv proto=rev ;;
+	esac
+	t0=$(cpu_ticks "$pid")
+	cpids=
+	i=0
+	while [ $i -lt "$TLS_PAR" ]; do
+		python3 "$HERE/tlsbench.py" $port "$BUILD/certs/ca.pem" \
+		    "$TLS_N" "$2" $proto >"$TMP/tls-$i.out" 2>>"$TMP/tls.log" &
+		cpids="$cpids $!"
+		i=$((i + 1))
+	done
+	# shellcheck disable=SC2086
+	wait $cpids
+	t1=$(cpu_ticks "$pid")
+	cat "$TMP"/tls-*.out | awk -v s="$1" -v m="$2" -v r="$3" \
+	    -v t="$((t1 - t0))" -v hz="$HZ" '{
+		for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] += kv[2] }
+	    } END {
+		cpu = t / hz
+		printf "%s,%s,%s,%d,%d,%d,%.2f,%s\n", s, m, r, v["handshakes"],
+		    v["resumed"], v["errors"], cpu,
+		    (cpu > 0 ? sprintf("%.0f", v["handshakes"] / cpu) : "")
+	    }'
+	rm -f "$TMP"/tls-*.out
+}
+
+# tls_median SERVER MODE COLUMN
+tls_median() {
+	awk -F, -v s="$1" -v m="$2" -v c="$3" '$1 == s && $2 == m &&
+	    $c != "" { print $c }' "$RES/tls.csv" | median
+}
+
 # --- loopback part ----------------------------------------------------------
 
 loopback_inner() {
@@ -1036,6 +1135,7 @@ loopback_inner() {
 		redis) bench_redis ;;
 		udp) bench_udp ;;
 		iperf3) bench_iperf3 ;;
+		tls) bench_tls ;;
 		*) say "run.sh: unknown section '$sec'" ;;
 		esac
 	done
