@@ -419,6 +419,22 @@ socks5_write_request(uint8_t *out, size_t cap, uint8_t cmd,
 	return 3 + write_addr(out + 3, dst);
 }
 
+/* A two-byte answer, VER then one value: sets *val when complete. */
+static enum socks5_res
+parse_pair(const uint8_t *buf, size_t len, uint8_t ver, uint8_t *val,
+    size_t *used)
+{
+	if (len < 1)
+		return SOCKS5_AGAIN;
+	if (buf[0] != ver)
+		return SOCKS5_BAD;
+	if (len < 2)
+		return SOCKS5_AGAIN;
+	*val = buf[1];
+	*used = 2;
+	return SOCKS5_OK;
+}
+
 /*
  * Client side of method selection (diagram above socks5_write_method):
  * VER must be 05. On OK sets *method.
@@ -427,15 +443,7 @@ enum socks5_res
 socks5_parse_method(const uint8_t *buf, size_t len, uint8_t *method,
     size_t *used)
 {
-	if (len < 1)
-		return SOCKS5_AGAIN;
-	if (buf[0] != SOCKS5_VERSION)
-		return SOCKS5_BAD;
-	if (len < 2)
-		return SOCKS5_AGAIN;
-	*method = buf[1];
-	*used = 2;
-	return SOCKS5_OK;
+	return parse_pair(buf, len, SOCKS5_VERSION, method, used);
 }
 
 /*
@@ -446,15 +454,7 @@ enum socks5_res
 socks5_parse_userpass_status(const uint8_t *buf, size_t len,
     uint8_t *status, size_t *used)
 {
-	if (len < 1)
-		return SOCKS5_AGAIN;
-	if (buf[0] != SOCKS5_USERPASS_VERSION)
-		return SOCKS5_BAD;
-	if (len < 2)
-		return SOCKS5_AGAIN;
-	*status = buf[1];
-	*used = 2;
-	return SOCKS5_OK;
+	return parse_pair(buf, len, SOCKS5_USERPASS_VERSION, status, used);
 }
 
 /*
