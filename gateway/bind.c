@@ -233,16 +233,7 @@ bind_request(struct session *s)
 	b->lfd = -1;
 	s->bind = b;
 	if (s->req.dst.atyp == SOCKS5_ATYP_DOMAIN) {
-		b->rreq = resolve_start(s->w->resolver, s->req.dst.u.name,
-		    s->req.dst.port, (const struct sockaddr *)&s->peer,
-		    sess_conf(s)->dns_per_source, bind_resolved, b);
-		if (b->rreq == NULL) {
-			sess_fail(s, SOCKS5_REP_GENERAL_FAILURE,
-			    SESS_RES_NO_MEMORY);
-			return;
-		}
-		sess_set_state(s, SESS_RESOLVE);
-		sess_timer_set(s, sess_conf(s)->connect_timeout);
+		b->rreq = sess_resolve_dst(s, bind_resolved, b);
 		return;
 	}
 	(void)socks5_addr_to_sockaddr(&s->req.dst, &ss, &len);

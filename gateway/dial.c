@@ -156,16 +156,7 @@ dial_start(struct session *s)
 		return;
 	}
 	if (s->req.dst.atyp == SOCKS5_ATYP_DOMAIN) {
-		d->rreq = resolve_start(s->w->resolver, s->req.dst.u.name,
-		    s->req.dst.port, (const struct sockaddr *)&s->peer,
-		    sess_conf(s)->dns_per_source, dial_resolved, d);
-		if (d->rreq == NULL) {
-			sess_fail(s, SOCKS5_REP_GENERAL_FAILURE,
-			    SESS_RES_NO_MEMORY);
-			return;
-		}
-		sess_set_state(s, SESS_RESOLVE);
-		sess_timer_set(s, sess_conf(s)->connect_timeout);
+		d->rreq = sess_resolve_dst(s, dial_resolved, d);
 		return;
 	}
 	socks5_addr_to_sockaddr(&s->req.dst, &d->addrs[0], &d->lens[0]);

@@ -15,6 +15,7 @@
 #include "gateway/dial.h"
 #include "gateway/pool.h"
 #include "gateway/proxyhdr.h"
+#include "gateway/resolve.h"
 #include "gateway/snap.h"
 #include "gateway/state.h"
 #include "gateway/stats.h"
@@ -277,6 +278,24 @@ sess_fail(struct session *s, uint8_t rep, enum sess_result r)
 		sess_reset(s);
 	else
 		s->front->reply_fail(s, rep);
+}
+
+struct resolve_req *
+sess_resolve_dst(struct session *s,
+    void (*done)(void *arg, const struct resolve_result *res), void *arg)
+{
+	struct resolve_req *r;
+
+	r = resolve_start(s->w->resolver, s->req.dst.u.name, s->req.dst.port,
+	    (const struct sockaddr *)&s->peer, sess_conf(s)->dns_per_source,
+	    done, arg);
+	if (r == NULL) {
+		sess_fail(s, SOCKS5_REP_GENERAL_FAILURE, SESS_RES_NO_MEMORY);
+		return NULL;
+	}
+	sess_set_state(s, SESS_RESOLVE);
+	sess_timer_set(s, sess_conf(s)->connect_timeout);
+	return r;
 }
 
 void

@@ -247,6 +247,16 @@ const char *sess_result_name(enum sess_result r);
  * runs sess_process() (or is inside it).
  */
 void sess_fail(struct session *s, uint8_t rep, enum sess_result r);
+struct resolve_result;
+/*
+ * Resolve the request's domain name (dial.c, bind.c): the session waits in
+ * SESS_RESOLVE under the connect timeout until done(arg, res). Returns the
+ * handle to cancel, or NULL after failing the session.
+ */
+struct resolve_req *sess_resolve_dst(struct session *s,
+    void (*done)(void *arg, const struct resolve_result *res), void *arg);
+/* The handshake is over: wipe and free s->in (the relay took its bytes). */
+void sess_input_done(struct session *s);
 /* dial.c: the upstream socket fd is connected, and is what up says. */
 void sess_dialed(struct session *s, int fd, enum sess_upstream up);
 /* The success reply is out: hand the connection to the relay. */
