@@ -1374,6 +1374,19 @@ udp_reply(struct session *s)
 	s->front->reply_ok(s, u);
 }
 
+/* The association is set up on the client's side: answer, or reach on. */
+static void
+udp_proceed(struct session *s, struct udp_assoc *a)
+{
+	if (sess_conf(s)->via.set) {
+		/* The association rides one connection to the concentrator. */
+		a->up_stream = true;
+		dial_start(s);
+		return;
+	}
+	udp_reply(s);
+}
+
 void
 udp_request(struct session *s)
 {
@@ -1387,13 +1400,7 @@ udp_request(struct session *s)
 		sess_fail(s, SOCKS5_REP_GENERAL_FAILURE, SESS_RES_SYSTEM_ERROR);
 		return;
 	}
-	if (sess_conf(s)->via.set) {
-		/* The association rides one connection to the concentrator. */
-		a->up_stream = true;
-		dial_start(s);
-		return;
-	}
-	udp_reply(s);
+	udp_proceed(s, a);
 }
 
 void
@@ -1406,12 +1413,7 @@ udp_convert(struct session *s)
 	if ((a = udp_new(s)) == NULL)
 		return;
 	a->client_stream = true;
-	if (sess_conf(s)->via.set) {
-		a->up_stream = true;
-		dial_start(s);
-		return;
-	}
-	udp_reply(s);
+	udp_proceed(s, a);
 }
 
 void
