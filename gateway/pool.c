@@ -13,31 +13,19 @@ static struct pool_job *pool_head, *pool_tail;
 static pthread_t *pool_threads;
 static unsigned pool_n;
 static bool pool_stopping;
-static unsigned pool_slow_running;
 
-/*
- * Take the first queued job this thread may run: a slow one only while
- * another thread stays free for quick ones. Called with pool_mu held.
- */
+/* The oldest queued job, or NULL. Called with pool_mu held. */
 static struct pool_job *
 pool_take(void)
 {
-	struct pool_job *job, *prev = NULL;
+	struct pool_job *job = pool_head;
 
-	for (job = pool_head; job != NULL; prev = job, job = job->next) {
-		if (job->slow && pool_n > 1 && pool_slow_running + 1 >= pool_n)
-			continue;
-		if (prev != NULL)
-			prev->next = job->next;
-		else
-			pool_head = job->next;
-		if (pool_tail == job)
-			pool_tail = prev;
-		if (job->slow)
-			pool_slow_running++;
-		return job;
+	if (job != NULL) {
+		pool_head = job->next;
+		if (pool_head == NULL)
+			pool_tail = NULL;
 	}
-	return NULL;
+	return job;
 }
 
 static void
@@ -71,13 +59,6 @@ pool_main(void *arg)
 		/* Its session is gone: do not resolve or hash for nobody. */
 		if (!atomic_load(&job->cancelled))
 			job->work(job);
-		if (job->slow) {
-			pthread_mutex_lock(&pool_mu);
-			pool_slow_running--;
-			/* A slow job may wait for this thread. */
-			pthread_cond_broadcast(&pool_cv);
-			pthread_mutex_unlock(&pool_mu);
-		}
 		doneq_push(job->q, job);
 	}
 }

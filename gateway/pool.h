@@ -33,7 +33,6 @@ struct pool_doneq {
 struct pool_job {
 	void (*work)(struct pool_job *job);
 	void (*done)(struct pool_job *job);
-	bool slow;		/* may block for seconds (DNS) */
 	atomic_bool cancelled;	/* set on the loop thread; work() is skipped */
 	struct pool_doneq *q;
 	struct pool_job *next;
