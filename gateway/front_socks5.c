@@ -207,7 +207,7 @@ s5_tls_close(struct session *s)
 		sess_close(s);
 		return -1;
 	}
-	s->in_len = tlsio_leftover(s->tls, s->in, sizeof(s->in));
+	s->in_len = tlsio_leftover(s->tls, s->in, SESS_IN_MAX);
 	tlsio_free(s->tls);
 	s->tls = NULL;
 	xport_plain(&s->cx, s->cfd);

@@ -477,6 +477,18 @@ sess_start_relay(struct session *s)
 		sess_close(s);
 		return;
 	}
+	sess_input_done(s);
+}
+
+void
+sess_input_done(struct session *s)
+{
+	if (s->in != NULL) {
+		/* It may have held a password. */
+		explicit_bzero(s->in, SESS_IN_MAX);
+		free(s->in);
+		s->in = NULL;
+	}
 	s->in_len = 0;
 }
 
@@ -663,10 +675,10 @@ sess_process(struct session *s)
 	} else if (s->state == SESS_CLOSING) {
 		/* sess_closing() set the watcher. */
 	} else if (sess_reads_input(s)) {
-		sess_watch_client(s, s->in_len >= sizeof(s->in) ? 0 :
+		sess_watch_client(s, s->in_len >= SESS_IN_MAX ? 0 :
 		    xport_wait_events(&s->cx));
 		/* Decrypted input OpenSSL holds never wakes the watcher. */
-		if (s->cx.ops->pending(&s->cx) && s->in_len < sizeof(s->in))
+		if (s->cx.ops->pending(&s->cx) && s->in_len < SESS_IN_MAX)
 			ev_feed_event(s->w->loop, &s->cio, EV_READ);
 	} else
 		sess_watch_client(s, 0);
@@ -680,9 +692,9 @@ client_cb(struct ev_loop *loop, ev_io *io, int revents)
 
 	(void)loop;
 	if (sess_reads_input(s) && ((revents & EV_READ) ||
-	    s->cx.ops->want_write(&s->cx)) && s->in_len < sizeof(s->in)) {
+	    s->cx.ops->want_write(&s->cx)) && s->in_len < SESS_IN_MAX) {
 		n = s->cx.ops->recv(&s->cx, s->in + s->in_len,
-		    sizeof(s->in) - s->in_len);
+		    SESS_IN_MAX - s->in_len);
 		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
 			sess_set_result(s, n == 0 ? SESS_RES_CLIENT_CLOSED :
 			    SESS_RES_CLIENT_ERROR);
@@ -824,7 +836,7 @@ sess_close(struct session *s)
 	snap_unref(s->snap);
 	TAILQ_REMOVE(&w->sessions, s, entry);
 	w->n_sessions--;
-	explicit_bzero(s->in, sizeof(s->in));
+	sess_input_done(s);
 	free(s);
 	if (w->draining && w->n_sessions == 0)
 		ev_break(w->loop, EVBREAK_ALL);
@@ -893,8 +905,10 @@ sess_accept(struct worker *w, struct listener *l, int fd,
 		close(fd);
 		return;
 	}
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->in = malloc(SESS_IN_MAX)) == NULL) {
 		log_warn("session");
+		free(s);
 		admit_release(peer, &slot);
 		snap_unref(snap);
 		close(fd);

@@ -201,11 +201,16 @@ struct session {
 	char target[300];
 	struct sockaddr_storage peer;
 	struct socks5_request req;
+	/*
+	 * The client's handshake bytes: SESS_IN_MAX of them, only until the
+	 * relay starts (sess_input_done), so an idle relayed connection does
+	 * not keep them.
+	 */
+	uint8_t *in;
 	size_t in_len;
 	size_t out_off;
 	size_t out_len;
 	uint8_t out[SOCKS5_REPLY_MAX + 4];
-	uint8_t in[SESS_IN_MAX];
 };
 
 /*

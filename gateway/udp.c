@@ -1449,7 +1449,7 @@ udp_start(struct session *s)
 		memcpy(a->cst.in, s->in, s->in_len);
 		a->cst.in_len = s->in_len;
 	}
-	s->in_len = 0;
+	sess_input_done(s);
 	udp_watch(a);
 	if (a->client_stream && a->cst.in_len > 0)
 		ev_feed_event(s->w->loop, &a->cst.io, EV_READ);
