@@ -156,13 +156,14 @@ v1_word(struct line *l, int *which)
 }
 
 /*
- * A dotted quad ended by a space: four decimal parts 0..255 with no
- * leading zero, judged byte by byte.
+ * A decimal 0..max with no leading zero, ended by the byte end: judged
+ * byte by byte, so a wrong byte is BAD as soon as it comes.
  */
 static enum pp_res
-v1_ipv4(struct line *l, uint8_t a[4])
+v1_decimal(struct line *l, uint32_t max, uint8_t end, uint32_t *out)
 {
-	unsigned parts = 0, digits = 0, val = 0;
+	unsigned digits = 0;
+	uint32_t val = 0;
 	enum pp_res r;
 	uint8_t b;
 
@@ -172,21 +173,32 @@ v1_ipv4(struct line *l, uint8_t a[4])
 		if (is_digit(b)) {
 			if (digits == 1 && val == 0)
 				return PP_BAD;
-			val = val * 10 + (unsigned)(b - '0');
-			if (val > 255)
+			val = val * 10 + (uint32_t)(b - '0');
+			if (val > max)
 				return PP_BAD;
 			digits++;
-		} else if (b == '.' && digits > 0 && parts < 3) {
-			a[parts++] = (uint8_t)val;
-			val = 0;
-			digits = 0;
-		} else if (b == ' ' && digits > 0 && parts == 3) {
-			a[3] = (uint8_t)val;
+		} else if (b == end && digits > 0) {
+			*out = val;
 			return PP_OK;
 		} else {
 			return PP_BAD;
 		}
 	}
+}
+
+/* A dotted quad ended by a space. */
+static enum pp_res
+v1_ipv4(struct line *l, uint8_t a[4])
+{
+	enum pp_res r;
+	uint32_t v;
+
+	for (int i = 0; i < 4; i++) {
+		if ((r = v1_decimal(l, 255, i < 3 ? '.' : ' ', &v)) != PP_OK)
+			return r;
+		a[i] = (uint8_t)v;
+	}
+	return PP_OK;
 }
 
 /*
@@ -218,32 +230,16 @@ v1_ipv6(struct line *l, uint8_t a[16])
 	return inet_pton(AF_INET6, text, a) == 1 ? PP_OK : PP_BAD;
 }
 
-/* A decimal port 0..65535 with no leading zero, ended by end. */
+/* A port, ended by end. */
 static enum pp_res
 v1_port(struct line *l, uint8_t end, uint16_t *port)
 {
-	unsigned digits = 0;
-	uint32_t val = 0;
 	enum pp_res r;
-	uint8_t b;
+	uint32_t v;
 
-	for (;;) {
-		if ((r = next(l, &b)) != PP_OK)
-			return r;
-		if (is_digit(b)) {
-			if (digits == 1 && val == 0)
-				return PP_BAD;
-			val = val * 10 + (uint32_t)(b - '0');
-			if (val > 65535)
-				return PP_BAD;
-			digits++;
-		} else if (b == end && digits > 0) {
-			*port = (uint16_t)val;
-			return PP_OK;
-		} else {
-			return PP_BAD;
-		}
-	}
+	if ((r = v1_decimal(l, 65535, end, &v)) == PP_OK)
+		*port = (uint16_t)v;
+	return r;
 }
 
 /*
