@@ -810,6 +810,9 @@ sess_account(struct session *s)
 	stats_session_end(s->front->name, e.method, s->result);
 	if (s->ufd != -1 && s->mst.mptcp)
 		stats_observe(STAT_H_SUBFLOWS, s->mst.subflows);
+	stats_add(s->cmst.mptcp ? STAT_CLIENT_MPTCP : STAT_CLIENT_TCP, 1);
+	if (s->cmst.mptcp)
+		stats_observe(STAT_H_CLIENT_SUBFLOWS, s->cmst.subflows);
 }
 
 void

@@ -129,6 +129,10 @@ stats_name(enum stat_id id)
 		return "udp_dropped_error";
 	case STAT_BIND_WRONG_PEER:
 		return "bind_wrong_peer";
+	case STAT_CLIENT_MPTCP:
+		return "client_mptcp";
+	case STAT_CLIENT_TCP:
+		return "client_tcp";
 	}
 	return "?";
 }
@@ -235,6 +239,8 @@ static struct hist hists[STAT_H_COUNT] = {
 	[STAT_H_CONNECT] = { time_le, nitems(time_le), 1000000000, { 0 }, 0 },
 	[STAT_H_REPLY] = { time_le, nitems(time_le), 1000000000, { 0 }, 0 },
 	[STAT_H_SUBFLOWS] = { subflow_le, nitems(subflow_le), 1, { 0 }, 0 },
+	[STAT_H_CLIENT_SUBFLOWS] = { subflow_le, nitems(subflow_le), 1, { 0 },
+	    0 },
 };
 _Static_assert(nitems(time_le) < HIST_BUCKETS_MAX &&
     nitems(subflow_le) < HIST_BUCKETS_MAX, "histogram buckets");
@@ -426,6 +432,8 @@ enum fam {
 	FAM_UDP_DGRAMS,
 	FAM_UDP_DROPPED,
 	FAM_BIND_WRONG_PEER,
+	FAM_CLIENT,
+	FAM_CLIENT_SUBFLOWS,
 	FAM_STATE_UP,		/* these only with [state] redis: keep last */
 	FAM_STATE_CONNECTS,
 	FAM_STATE_REQUESTS,
@@ -465,6 +473,12 @@ static const struct {
 	    "socket." },
 	[FAM_SUBFLOWS] = { "mpgw_upstream_subflows", "histogram",
 	    "Extra subflows of an MPTCP upstream connection when it closed." },
+	[FAM_CLIENT] = { "mpgw_client_connections_total", "counter",
+	    "Sessions ended, by their client leg: mptcp=yes an MPTCP client "
+	    "on an MPTCP listener, no plain TCP (including an MPTCP client "
+	    "that fell back, as a refused Fast Open cookie makes it)." },
+	[FAM_CLIENT_SUBFLOWS] = { "mpgw_client_subflows", "histogram",
+	    "Extra subflows of an MPTCP client leg when the session ended." },
 	[FAM_PATH_BYTES] = { "mpgw_upstream_path_bytes_total", "counter",
 	    "Bytes carried by upstream MPTCP subflows, by the subflow's "
 	    "local address (MPTCP_FULL_INFO, Linux 6.5+): sent once, "
@@ -619,6 +633,12 @@ stat_export(enum stat_id id, const char **labels)
 		return FAM_UDP_DROPPED;
 	case STAT_BIND_WRONG_PEER:
 		return FAM_BIND_WRONG_PEER;
+	case STAT_CLIENT_MPTCP:
+		*labels = "{mptcp=\"yes\"}";
+		return FAM_CLIENT;
+	case STAT_CLIENT_TCP:
+		*labels = "{mptcp=\"no\"}";
+		return FAM_CLIENT;
 	}
 	return FAM_NONE;
 }
@@ -765,6 +785,9 @@ stats_write_prometheus(FILE *f)
 		case FAM_REPLY:
 			put_hist(f, name, &hists[STAT_H_REPLY]);
 			break;
+		case FAM_CLIENT_SUBFLOWS:
+			put_hist(f, name, &hists[STAT_H_CLIENT_SUBFLOWS]);
+			break;
 		case FAM_STATE_UP:
 			fprintf(f, "%s %d\n", name, stats_get(STAT_STATE_CONNECTED)
 			    >= stats_get(STAT_STATE_CLIENTS) ? 1 : 0);
@@ -784,6 +807,7 @@ stats_write_prometheus(FILE *f)
 		case FAM_UDP_DGRAMS:
 		case FAM_UDP_DROPPED:
 		case FAM_BIND_WRONG_PEER:
+		case FAM_CLIENT:
 			for (int id = 0; id < STAT_COUNT; id++)
 				if (stat_export((enum stat_id)id, &labels) ==
 				    (enum fam)fam)

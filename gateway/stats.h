@@ -61,16 +61,19 @@ enum stat_id {
 	STAT_UDP_DROP_UNSOLICITED,	/* from where the client never sent */
 	STAT_UDP_DROP_ERROR,		/* sending failed (EMSGSIZE, ...) */
 	STAT_BIND_WRONG_PEER,		/* BIND: connections from another peer */
+	STAT_CLIENT_MPTCP,		/* sessions whose client leg was MPTCP */
+	STAT_CLIENT_TCP,		/* ... plain TCP (or fell back to it) */
 };
-#define STAT_COUNT (STAT_BIND_WRONG_PEER + 1)
+#define STAT_COUNT (STAT_CLIENT_TCP + 1)
 
 /* Histograms; their buckets are in stats.c. */
 enum stat_hist {
 	STAT_H_CONNECT = 0,	/* dial start to connected upstream, seconds */
 	STAT_H_REPLY,		/* accept to success reply queued, seconds */
 	STAT_H_SUBFLOWS,	/* extra subflows of an MPTCP upstream at close */
+	STAT_H_CLIENT_SUBFLOWS,	/* ... of an MPTCP client leg */
 };
-#define STAT_H_COUNT (STAT_H_SUBFLOWS + 1)
+#define STAT_H_COUNT (STAT_H_CLIENT_SUBFLOWS + 1)
 
 /* Local addresses per-path bytes are kept for; more count as "other". */
 #define STATS_PATHS_MAX 64

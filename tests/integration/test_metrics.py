@@ -110,6 +110,11 @@ def test_scrape_counts_sessions_and_passes_promtool(mgw, origin):
     assert sample(text, "mpgw_upstream_connections_total", mptcp=mptcp) == 3
     assert sample(text, "mpgw_upstream_connect_seconds_count") == 3
     assert sample(text, "mpgw_reply_seconds_count") == 3
+    # curl is a plain TCP client (the lab's MPTCP clients: test_tfo_lab);
+    # the fixture's readiness probe was a session too.
+    assert sample(text, "mpgw_client_connections_total", mptcp="no") >= 3
+    assert sample(text, "mpgw_client_connections_total", mptcp="yes") == 0
+    assert sample(text, "mpgw_client_subflows_count") == 0
     assert sample(text, "mpgw_bytes_total", direction="down") > 0
     promtool_check(text)
 
