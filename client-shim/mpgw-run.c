@@ -47,7 +47,8 @@ usage(FILE *f)
 	    "  -h, --help         this text\n"
 	    "\n"
 	    "MPGW_GATEWAY, MPGW_MODE, MPGW_METHOD, MPGW_USER, MPGW_PASSWORD,\n"
-	    "MPGW_KEY, MPGW_CA, MPGW_REMOTE_DNS, MPGW_MPTCP override the file.\n"
+	    "MPGW_KEY, MPGW_CA, MPGW_REMOTE_DNS, MPGW_MPTCP, MPGW_TFO_NO_COOKIE\n"
+	    "and the others in client-shim/shim.ini override the file.\n"
 	    "Static, Go, set-user-ID/set-group-ID and file-capability programs\n"
 	    "are refused: the shim cannot work in them.\n");
 }

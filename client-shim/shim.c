@@ -321,13 +321,14 @@ do_init(void)
 	}
 	conf_ok = true;
 	shim_debug("active: %s mode, method %s, gateway %s:%u, remote_dns "
-	    "%s, mptcp %s",
+	    "%s, mptcp %s, tfo_no_cookie %s",
 	    shim_conf.mode == SHIM_MODE_IMPLICIT ? "implicit" : "explicit",
 	    shim_conf.method == SHIM_METHOD_NONE ? "none" :
 	    shim_conf.method == SHIM_METHOD_USERPASS ? "userpass" :
 	    "tls-login", shim_conf.gw_host, shim_conf.gw_port,
 	    shim_conf.remote_dns ? "on" : "off",
-	    shim_conf.mptcp ? "on" : "off");
+	    shim_conf.mptcp ? "on" : "off",
+	    shim_conf.tfo_no_cookie ? "on" : "off");
 	in_shim--;
 	return;
 bad:
@@ -665,8 +666,14 @@ implicit_connect(int fd, const struct sockaddr *gw, socklen_t gwlen,
 	*sent = 0;
 	if ((n = shim_convert_build(t, hdr, sizeof(hdr))) == -1)
 		return -1;
-	/* Best effort: without it the sysctl or a cached cookie decides. */
-	setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_NO_COOKIE, &one, sizeof(one));
+	/*
+	 * Cookieless SYN data only when the gateway takes it: refused, it
+	 * makes the kernel fall an MPTCP connection back to TCP. Without it
+	 * the kernel asks for a cookie and uses it from then on.
+	 */
+	if (shim_conf.tfo_no_cookie)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_NO_COOKIE, &one,
+		    sizeof(one));
 	if (iovcnt > IOV_MAX_SHIM)
 		iovcnt = 0;	/* header alone; the caller sends the rest */
 	v[0].iov_base = hdr;

@@ -265,6 +265,9 @@ shim_conf_set(struct shim_conf *c, const char *key, const char *val,
 	} else if (strcmp(key, "mptcp") == 0) {
 		if (parse_bool(val, &c->mptcp) == -1)
 			goto bad;
+	} else if (strcmp(key, "tfo_no_cookie") == 0) {
+		if (parse_bool(val, &c->tfo_no_cookie) == -1)
+			goto bad;
 	} else if (strcmp(key, "silent") == 0) {
 		if (parse_bool(val, &c->silent) == -1)
 			goto bad;
@@ -443,6 +446,7 @@ shim_conf_env(struct shim_conf *c, char *err, size_t errlen)
 		{ "MPGW_REMOTE_DNS", "remote_dns" },
 		{ "MPGW_MPTCP", "mptcp" },
 		{ "MPGW_SILENT", "silent" },
+		{ "MPGW_TFO_NO_COOKIE", "tfo_no_cookie" },
 		{ "MPGW_TIMEOUT", "timeout" },
 		{ "MPGW_DEBUG", "debug" },
 		{ "MPGW_DNS_TABLE", "dns_table" },

@@ -52,6 +52,12 @@ struct shim_conf {
 	bool remote_dns;
 	bool mptcp;
 	bool silent;			/* implicit: ask for no success reply */
+	/*
+	 * implicit: SYN data without a Fast Open cookie; only for a gateway
+	 * whose Convert listener has convert.tfo_no_cookie (else the kernel
+	 * takes the cookie on the first connection and uses it after).
+	 */
+	bool tfo_no_cookie;
 	bool debug;
 	struct shim_net fake4;
 	struct shim_net fake6;

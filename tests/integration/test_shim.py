@@ -974,8 +974,10 @@ def test_probe_explicit_tls_login(lab, mock_tls, probe, certs):
 # --- implicit mode -----------------------------------------------------
 
 def _implicit_env(gw):
+    # The reference converter takes cookieless SYN data (sysctl 0x200):
+    # the shim may send it so, and every connection is checked for it.
     return _env(gw, mode="implicit", user=USER,
-                key=base64.b64encode(KEY).decode())
+                key=base64.b64encode(KEY).decode(), tfo_no_cookie="on")
 
 
 def test_implicit_reference_converter(lab, mock_conv, probe):

@@ -326,7 +326,8 @@ def captured_syn(env):
 def test_convert_message_in_syn(env, captured_syn):
     syn, synack = captured_syn
     p = syn["payload"]
-    # cli: tcp_fastopen 0x5 and the shim's TCP_FASTOPEN_NO_COOKIE.
+    # cli: tcp_fastopen 0x5 (0x4: SYN data without a cookie, whatever the
+    # socket asks; tests/lab/test_tfo_lab.py runs with the default 0x1).
     assert len(p) > 0, "the SYN carries no data"
     assert p[0] == 1 and p[2:4] == b"\x22\x63", p[:4].hex()
     assert len(p) >= p[1] * 4, (len(p), p[1])

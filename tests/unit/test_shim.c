@@ -23,7 +23,8 @@
 static const char *const env_names[] = { "MPGW_GATEWAY", "MPGW_MODE",
 	"MPGW_METHOD", "MPGW_USER", "MPGW_PASSWORD", "MPGW_KEY", "MPGW_CA",
 	"MPGW_REMOTE_DNS", "MPGW_MPTCP", "MPGW_DEBUG", "MPGW_TIMEOUT",
-	"MPGW_SILENT", "MPGW_SERVERNAME", "MPGW_DNS_TABLE" };
+	"MPGW_SILENT", "MPGW_SERVERNAME", "MPGW_DNS_TABLE",
+	"MPGW_TFO_NO_COOKIE" };
 
 static void
 clear_env(void)
@@ -54,6 +55,8 @@ Test(shimconf, defaults)
 	cr_assert_eq(c.timeout_ms, 10000);
 	cr_assert(c.silent);
 	cr_assert(!c.remote_dns && !c.mptcp && !c.debug);
+	/* The kernel's Fast Open cookie unless told the gateway needs none. */
+	cr_assert(!c.tfo_no_cookie);
 	cr_assert_eq(c.fake4.family, AF_INET);
 	cr_assert_eq(c.fake4.prefix, 15);
 	cr_assert_eq(c.fake6.family, AF_INET6);
@@ -78,6 +81,7 @@ Test(shimconf, full_file)
 	    "ca = /etc/mpgw/ca.pem\n"
 	    "remote_dns = on\n"
 	    "mptcp = yes\n"
+	    "tfo_no_cookie = on\n"
 	    "fake_net4 = 10.99.0.0/16\n"
 	    "fake_net6 = fd99::/64\n"
 	    "timeout = 2.5\r\n"
@@ -94,7 +98,7 @@ Test(shimconf, full_file)
 	for (int i = 0; i < 32; i++)
 		cr_assert_eq(c.key[i], i);
 	cr_assert_str_eq(c.ca, "/etc/mpgw/ca.pem");
-	cr_assert(c.remote_dns && c.mptcp && !c.silent);
+	cr_assert(c.remote_dns && c.mptcp && !c.silent && c.tfo_no_cookie);
 	cr_assert_eq(c.fake4.prefix, 16);
 	cr_assert_eq(c.fake6.prefix, 64);
 	cr_assert_eq(c.timeout_ms, 2500);
@@ -158,13 +162,14 @@ Test(shimconf, env_overrides_file, .init = clear_env)
 	setenv("MPGW_REMOTE_DNS", "off", 1);
 	setenv("MPGW_MPTCP", "on", 1);
 	setenv("MPGW_DEBUG", "1", 1);
+	setenv("MPGW_TFO_NO_COOKIE", "yes", 1);
 	cr_assert_eq(shim_conf_env(&c, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(c.gw_host, "192.0.2.7");
 	cr_assert_eq(c.gw_port, 2080);
 	cr_assert_eq(c.method, SHIM_METHOD_USERPASS);
 	cr_assert_str_eq(c.user, "bob");
 	cr_assert_str_eq(c.password, "pw");
-	cr_assert(!c.remote_dns && c.mptcp && c.debug);
+	cr_assert(!c.remote_dns && c.mptcp && c.debug && c.tfo_no_cookie);
 	cr_assert_eq(shim_conf_finish(&c, getaddrinfo, freeaddrinfo, err,
 	    sizeof(err)), 0, "%s", err);
 	cr_assert_eq(c.gw.ss_family, AF_INET);
