@@ -313,7 +313,8 @@ sb_args() {
 	haproxy-auto) echo "--proxy none --target 127.0.0.1:$P_HA_A" ;;
 	haproxy-splice) echo "--proxy none --target 127.0.0.1:$P_HA_S" ;;
 	mpgw-convert) echo "--proxy convert --gw 127.0.0.1:$P_CONV_T" \
-	    "--target 127.0.0.1:$P_SRV --user $CONV_USER --key $CONV_KEY" ;;
+	    "--target 127.0.0.1:$P_SRV --user $CONV_USER --key $CONV_KEY" \
+	    "--tfo-no-cookie" ;;
 	dante) echo "--proxy socks5 --gw 127.0.0.1:$P_DANTE" \
 	    "--target 127.0.0.1:$P_SRV" ;;
 	microsocks) echo "--proxy socks5 --gw 127.0.0.1:$P_MS" \
@@ -971,6 +972,7 @@ bench_redis() {
 			port=$P_CONV_L
 			[ $v = redis ] && port=$P_CONV_R
 			LINE=$("$SB" --proxy convert --gw 127.0.0.1:$port \
+			    --tfo-no-cookie \
 			    --target 127.0.0.1:$P_SRV --user $CONV_USER \
 			    --key "$CONV_KEY" --label "convert-$v" \
 			    --mode connrate --concurrency "$CONC" \
@@ -1333,7 +1335,8 @@ lab_args() {
 	mpgw-mptcp) echo "--proxy socks5 --gw $LAB_GW_IP1:1081 $t" ;;
 	userpass) echo "--proxy socks5 --gw $LAB_GW_IP1:1082 $t" \
 	    "--user bench --pass $LAB_PASS" ;;
-	implicit) echo "--proxy convert --silent --gw $LAB_GW_IP1:5124 $t $k" ;;
+	implicit) echo "--proxy convert --silent --gw $LAB_GW_IP1:5124 $t $k" \
+	    "--tfo-no-cookie" ;;
 	implicit-first) echo "--proxy convert --silent" \
 	    "--gw $LAB_GW_IP1:5126 $t $k" ;;
 	esac
@@ -1358,7 +1361,7 @@ shim_env() {
 	    "MPGW_USER=bench MPGW_PASSWORD=$LAB_PASS" \
 	    "MPGW_CA=$BUILD/certs/ca.pem MPGW_SERVERNAME=localhost" ;;
 	implicit) echo "MPGW_GATEWAY=$LAB_GW_IP1:5124 MPGW_MODE=implicit" \
-	    "MPGW_USER=$CONV_USER MPGW_KEY=$CONV_KEY" ;;
+	    "MPGW_USER=$CONV_USER MPGW_KEY=$CONV_KEY MPGW_TFO_NO_COOKIE=on" ;;
 	implicit-first) echo "MPGW_GATEWAY=$LAB_GW_IP1:5126" \
 	    "MPGW_MODE=implicit MPGW_USER=$CONV_USER MPGW_KEY=$CONV_KEY" ;;
 	esac
@@ -1528,12 +1531,14 @@ lab_failover() {
 # links, --route so that "direct" goes through gw as a router. socksbench
 # (target's Q: 8-byte answer) and curl %{time_starttransfer} (HTTP, 2-byte
 # body; through build/mpgw-run except direct). Implicit = Convert with the
-# Silent TLV: "implicit" uses the listener with tfo_no_cookie = yes, so the
-# data rides in the first SYN as with a cached cookie; "implicit-first" uses
-# a listener that requires a cookie, with cli's tcp_metrics flushed before
-# every request: the SYN data is not accepted and is sent again after the
-# handshake (both clients set TCP_FASTOPEN_NO_COOKIE, so they never hold a
-# cookie: each such connect is a first contact).
+# Silent TLV: "implicit" sends cookieless SYN data (socksbench
+# --tfo-no-cookie, the shim's MPGW_TFO_NO_COOKIE=on) to the listener with
+# tfo_no_cookie = yes, so the data rides in the first SYN as with a cached
+# cookie; "implicit-first" uses a listener that requires a cookie, with
+# cli's tcp_metrics flushed before every request: the SYN data is not
+# accepted and is sent again after the handshake (cli's tcp_fastopen 0x5
+# sends SYN data without a cookie whatever the socket asks, so each such
+# connect is a first contact).
 TTFB_MODES="direct none userpass tls-login implicit implicit-first"
 
 # model TOOL MODE C S: round trips to the first byte in ms (C, S = RTTs).
@@ -1661,7 +1666,8 @@ lab_ttfb_rtt() {
 #        1092 upstream TCP, 1093 TCP with early_reply (conf/lab-tier-*.ini).
 #   srv: conf/lab-tier-conc.ini (SOCKS5 10.77.3.3:1080, Convert 5124 with
 #        cookies), conf/lab-tier-conc-nocookie.ini (Convert 5125 with
-#        tfo_no_cookie = yes, for the clients that never ask for a cookie).
+#        tfo_no_cookie = yes, for the "implicit" clients, which send
+#        cookieless SYN data).
 #   far: the socksbench target (:5201) and httpsrv.py (:8080).
 # The TTFB section adds --route: gw forwards, so that a client in cli is
 # one WAN round trip (C + W) away from the concentrator's own listeners
@@ -1850,7 +1856,7 @@ tier_sb_args() {
 	case $1 in
 	conc-socks5) echo "--proxy socks5 --gw $LAB_SRV_IP3:1080 $t" ;;
 	implicit) echo "--proxy convert --silent --gw $LAB_SRV_IP3:5125 $t" \
-	    "--user $CONV_USER --key $CONV_KEY" ;;
+	    "--user $CONV_USER --key $CONV_KEY --tfo-no-cookie" ;;
 	*) echo "--proxy socks5 --gw $LAB_GW_IP1:$(tier_port "$1") $t" ;;
 	esac
 }
@@ -1860,7 +1866,7 @@ tier_shim_env() {
 	case $1 in
 	conc-socks5) echo "MPGW_GATEWAY=$LAB_SRV_IP3:1080 MPGW_METHOD=none" ;;
 	implicit) echo "MPGW_GATEWAY=$LAB_SRV_IP3:5125 MPGW_MODE=implicit" \
-	    "MPGW_USER=$CONV_USER MPGW_KEY=$CONV_KEY" ;;
+	    "MPGW_USER=$CONV_USER MPGW_KEY=$CONV_KEY MPGW_TFO_NO_COOKIE=on" ;;
 	*) echo "MPGW_GATEWAY=$LAB_GW_IP1:$(tier_port "$1") MPGW_METHOD=none" ;;
 	esac
 }

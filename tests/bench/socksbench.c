@@ -7,6 +7,7 @@
  *   socksbench --serve HOST:PORT [--mptcp] [--tfo] [-j N]
  *   socksbench --proxy none|socks5|convert [--gw HOST:PORT] --target HOST:PORT
  *       [--user U --pass P] [--key BASE64] [--silent] [--mptcp] [--no-tfo]
+ *       [--tfo-no-cookie]
  *       [-j N] [--timeout S] [--time-limit S] [--label L] --mode MODE ...
  *
  *   --mode throughput --streams N --bytes B --dir up|down
@@ -53,8 +54,10 @@
  *
  * Convert (RFC 8803, DESIGN.md section 4): the Convert message (Connect to
  * --target, Silent with --silent, Auth last when --key is given) goes in the
- * SYN with sendto(MSG_FASTOPEN) on a non-blocking socket, with
- * TCP_FASTOPEN_NO_COOKIE set best effort; in every mode but throughput the
+ * SYN with sendto(MSG_FASTOPEN) on a non-blocking socket (with
+ * --tfo-no-cookie, TCP_FASTOPEN_NO_COOKIE: for a listener with
+ * convert.tfo_no_cookie; else the kernel fetches a cookie on the first
+ * connection and uses it after); in every mode but throughput the
  * 8-byte application header rides in the SYN behind it. Without --silent
  * the Convert reply (header + Extended TCP Header) is read and checked
  * before the application answer. syn_data= counts connections whose SYN
@@ -192,6 +195,7 @@ struct opts {
 	bool mptcp;
 	bool tfo;		/* serve: TCP_FASTOPEN on the listener */
 	bool no_tfo;		/* client: connect, then send Convert */
+	bool tfo_no_cookie;	/* client: SYN data without a cookie */
 	unsigned threads;
 	unsigned streams;
 	uint64_t bytes;
@@ -1280,8 +1284,9 @@ cl_open(struct cl_conn *c)
 		}
 		if (g.no_tfo)
 			break;
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_NO_COOKIE, &one,
-		    sizeof(one));
+		if (g.tfo_no_cookie)
+			(void)setsockopt(fd, IPPROTO_TCP,
+			    TCP_FASTOPEN_NO_COOKIE, &one, sizeof(one));
 		n = sendto(fd, c->out, c->out_len, MSG_FASTOPEN, sa, salen);
 		if (n >= 0 || errno == EINPROGRESS) {
 			/* EINPROGRESS: no cookie yet, nothing was queued. */
@@ -1760,7 +1765,8 @@ usage(FILE *f)
 "usage: socksbench --serve HOST:PORT [--mptcp] [--tfo] [-j N]\n"
 "       socksbench --proxy none|socks5|convert [--gw HOST:PORT]\n"
 "           --target HOST:PORT [--user U --pass P] [--key BASE64]\n"
-"           [--silent] [--mptcp] [--no-tfo] [-j N] [--timeout S]\n"
+"           [--silent] [--mptcp] [--no-tfo | --tfo-no-cookie] [-j N]\n"
+"           [--timeout S]\n"
 "           [--time-limit S] [--label L] --mode MODE [mode options]\n"
 "  --mode throughput --streams N --bytes B[K|M|G] --dir up|down\n"
 "  --mode connrate --concurrency C (--duration S | --count N)\n"
@@ -1775,7 +1781,7 @@ parse_args(int argc, char **argv)
 {
 	enum {
 		O_SERVE = 256, O_PROXY, O_GW, O_TARGET, O_USER, O_PASS, O_KEY,
-		O_SILENT, O_MPTCP, O_TFO, O_NO_TFO, O_MODE, O_STREAMS,
+		O_SILENT, O_MPTCP, O_TFO, O_NO_TFO, O_TFO_NO_COOKIE, O_MODE, O_STREAMS,
 		O_BYTES, O_DIR, O_CONC, O_DURATION, O_COUNT, O_CONNS,
 		O_HOLD_SECS, O_RESP, O_TIMEOUT, O_TIME_LIMIT, O_LABEL,
 	};
@@ -1791,6 +1797,7 @@ parse_args(int argc, char **argv)
 		{ "mptcp", no_argument, NULL, O_MPTCP },
 		{ "tfo", no_argument, NULL, O_TFO },
 		{ "no-tfo", no_argument, NULL, O_NO_TFO },
+		{ "tfo-no-cookie", no_argument, NULL, O_TFO_NO_COOKIE },
 		{ "mode", required_argument, NULL, O_MODE },
 		{ "streams", required_argument, NULL, O_STREAMS },
 		{ "bytes", required_argument, NULL, O_BYTES },
@@ -1824,6 +1831,7 @@ parse_args(int argc, char **argv)
 		case O_MPTCP: g.mptcp = true; break;
 		case O_TFO: g.tfo = true; break;
 		case O_NO_TFO: g.no_tfo = true; break;
+		case O_TFO_NO_COOKIE: g.tfo_no_cookie = true; break;
 		case O_MODE: mode = optarg; break;
 		case O_STREAMS:
 			g.streams = (unsigned)parse_num("--streams", optarg, 1,
