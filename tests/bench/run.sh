@@ -527,9 +527,11 @@ bench_connrate() {
 cpu_ticks() {
 	[ -n "$1" ] || { echo -; return 0; }
 	for p in $(tree_pids "$1"); do
-		# Fields after "pid (comm) ": utime and stime are 12 and 13.
+		# Fields after "pid (comm) ": utime and stime are 12 and 13,
+		# cutime and cstime (children waited for: Dante's exited
+		# processes) 14 and 15.
 		sed 's/.*) //' "/proc/$p/stat" 2>/dev/null
-	done | awk '{ t += $12 + $13 } END { print t + 0 }'
+	done | awk '{ t += $12 + $13 + $14 + $15 } END { print t + 0 }'
 }
 
 # syscalls_per_conn LABELS: system calls each proxy makes per connection
