@@ -56,7 +56,7 @@ pool_main(void *arg)
 		pthread_mutex_unlock(&pool_mu);
 		if (job == NULL)
 			return NULL;
-		/* Its session is gone: do not resolve or hash for nobody. */
+		/* Its session is gone: do not hash for nobody. */
 		if (!atomic_load(&job->cancelled))
 			job->work(job);
 		doneq_push(job->q, job);

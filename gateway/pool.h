@@ -5,9 +5,7 @@
  *
  * A job is submitted from a worker's loop thread; work() runs on a pool
  * thread and may touch only the job; done() then runs back on the same loop
- * thread. Slow jobs (that may block for seconds; none at present) never
- * take the last free thread, so quick ones are not stuck behind them. The
- * submitter may cancel a job it no longer wants (its session
+ * thread. Jobs run in the order they came. The submitter may cancel a job it no longer wants (its session
  * closed): done() still runs, with job->cancelled set, and must free the job.
  * Cancelling and done() happen on the same thread, so neither needs a lock.
  */
