@@ -12,11 +12,12 @@ the shim (mpgw-run) in implicit mode with MPGW_MPTCP=on.
 - default shim against the default listener: the kernel fetches the
   cookie on the first connection; from the second on the Convert message
   rides in the SYN (gw's TCPFastOpenPassive counts it) and the client leg
-  is MPTCP with an extra subflow (client_mptcp=yes client_subflows=1, and
+  is MPTCP with an extra subflow (client_mptcp=yes client_subflows>=1, and
   mpgw_client_connections_total{mptcp="yes"} counts it);
 - MPGW_TFO_NO_COOKIE=on against the tfo_no_cookie listener: SYN data and
   MPTCP from the first connection;
-- an 8 MiB upload with MPGW_MPTCP=on and off: sha256 equal at the sink;
+- an 8 MiB upload with MPGW_MPTCP=on and off: sha256 equal at the sink,
+  the MPTCP one over both links (each carried an eighth or more);
   the off/on duration ratio goes to build/lab-results/tfo_mptcp_onoff.txt,
   never asserted on.
 
@@ -132,6 +133,12 @@ def _put(e, port, size, **kw):
     return cli, a, _tfo_passive(e) - syn0
 
 
+def _joined(a):
+    """The client leg is MPTCP and cli's second link joined it (the
+    count is the most seen at once; one run under ASan saw 2)."""
+    return a["client_mptcp"] == "yes" and int(a["client_subflows"]) >= 1
+
+
 def _metric(text, name, labels):
     for line in text.splitlines():
         if line.startswith(name + labels + " "):
@@ -160,8 +167,7 @@ def test_default_cookie_keeps_mptcp(env):
     for _ in range(2):
         _, a, syn = _put(env, DEFAULT_PORT, SMALL)
         assert syn == 1, "the Convert message was not in the SYN"
-        assert a["client_mptcp"] == "yes" and \
-            a["client_subflows"] == "1", a
+        assert _joined(a), a
     # Counted in the metrics too (the first connection as what it was).
     mptcp = 2 + (first["client_mptcp"] == "yes")
     assert _client_mptcp_total(env) - m0 == mptcp
@@ -173,16 +179,20 @@ def test_cookieless_listener_mptcp_first_time(env):
     env.lab.run("cli", ["ip", "tcp_metrics", "flush", "all"])
     _, a, syn = _put(env, NOCOOKIE_PORT, SMALL, nocookie="on")
     assert syn == 1, "the first SYN's data was not accepted"
-    assert a["client_mptcp"] == "yes" and a["client_subflows"] == "1", a
+    assert _joined(a), a
 
 
 def test_upload_bonded(env):
     """8 MiB up through the default listener with the client's sockets
-    MPTCP and plain: both arrive whole; the ratio is recorded."""
+    MPTCP and plain: both arrive whole, the MPTCP one over both client
+    links; the ratio is recorded."""
+    lab = env.lab
+    tx = [lab.link_bytes("cli", i) for i in ("c1", "c2")]
     on, a_on, _ = _put(env, DEFAULT_PORT, BIG)
+    moved = [lab.link_bytes("cli", i) - t for i, t in zip(("c1", "c2"), tx)]
     off, a_off, _ = _put(env, DEFAULT_PORT, BIG, mptcp="off")
-    assert a_on["client_mptcp"] == "yes" and \
-        a_on["client_subflows"] == "1", a_on
+    assert _joined(a_on), a_on
+    assert min(moved) > BIG // 8, moved
     assert a_off["client_mptcp"] == "no", a_off
     text = ("implicit mode, 8 MiB upload over 2 x %d Mbit/s client links: "
             "MPGW_MPTCP=on %.2f s, off %.2f s, off/on %.2f\n"
