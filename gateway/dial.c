@@ -156,7 +156,11 @@ dial_start(struct session *s)
 		return;
 	}
 	if (s->req.dst.atyp == SOCKS5_ATYP_DOMAIN) {
-		d->rreq = sess_resolve_dst(s, dial_resolved, d);
+		struct resolve_req *rr = sess_resolve_dst(s, dial_resolved, d);
+
+		/* NULL: the session failed, and d went with it. */
+		if (rr != NULL)
+			d->rreq = rr;
 		return;
 	}
 	socks5_addr_to_sockaddr(&s->req.dst, &d->addrs[0], &d->lens[0]);

@@ -256,7 +256,8 @@ struct resolve_result;
 /*
  * Resolve the request's domain name (dial.c, bind.c): the session waits in
  * SESS_RESOLVE under the connect timeout until done(arg, res). Returns the
- * handle to cancel, or NULL after failing the session.
+ * handle to cancel, or NULL after failing the session, which frees
+ * s->dial: a caller whose arg is the dial must not touch it then.
  */
 struct resolve_req *sess_resolve_dst(struct session *s,
     void (*done)(void *arg, const struct resolve_result *res), void *arg);
