@@ -397,9 +397,13 @@ via_message(struct dial *d)
 	explicit_bzero(key, sizeof(key));
 	if (rc == -1)
 		return -1;
-	/* What the client already sent rides in the same SYN. */
+	/*
+	 * What the client already sent rides in the same SYN; but not a
+	 * Convert client's UDP frames, which udp_start() takes from s->in
+	 * and relays as datagrams.
+	 */
 	if (req.udp)
-		s->in_len = 0;	/* nothing to carry on a UDP control line */
+		return 0;
 	memcpy(d->out + d->out_len, s->in, s->in_len);
 	d->out_len += s->in_len;
 	s->up_syn = s->in_len;

@@ -17,6 +17,7 @@ echo is in, an echo of the first would already be queued (Association.
 queued() looks without waiting).
 """
 
+import base64
 import json
 import os
 import re
@@ -28,6 +29,7 @@ import urllib.request
 import pytest
 import socks
 
+import convertmsg as cm
 import danteutil
 import gwutil
 import socksraw as sr
@@ -495,6 +497,39 @@ def test_via_pysocks_echo(gateway, keys, udpecho, udpecho6):
     assert ca["user"] == "edge" and ca["method"] == "convert", ca
     assert ea["result"] == "ok", ea
     _access(c, r"dgrams_up=1 .*dests=1 ")
+
+
+def test_via_convert_client_frames_behind_the_message(gateway, keys, udpecho,
+                                                      tmp_path):
+    """A Convert client's association at an edge with via: the frame it
+    sends right behind the message (one send, as in a SYN) reaches the
+    destination through the concentrator, and the echo comes back framed
+    (the edge once dropped such bytes when it built its own message)."""
+    ckeys = str(tmp_path / "client-keys")
+    r = subprocess.run([gwutil.MPGW_BIN, "key", "new", "cli", ckeys],
+                       stdout=subprocess.PIPE, check=True, text=True)
+    key = base64.b64decode(r.stdout.strip())
+    cport, eport = gwutil.free_port(), gwutil.free_port()
+    gateway({"convert": {"listen": "127.0.0.1:%d" % cport, "keys": keys}})
+    gwutil.wait_until(lambda: gwutil.accepts("127.0.0.1", cport),
+                      gwutil.START_TIMEOUT, "the concentrator")
+    e = gateway({"convert": {"listen": "127.0.0.1:%d" % eport,
+                             "keys": ckeys},
+                 "upstream": {"via": "convert://127.0.0.1:%d" % cport,
+                              "via_user": "edge", "via_keys": keys}})
+    gwutil.wait_until(lambda: gwutil.accepts("127.0.0.1", eport),
+                      gwutil.START_TIMEOUT, "the edge's Convert listener")
+    head = (b"\0\0\0\x01" + socket.inet_aton("127.0.0.1") +
+            struct.pack("!H", udpecho.port))
+    body = head + b"behind the message"
+    msg = cm.message([cm.tlv(0xc3, b"\0\0")], "cli", key=key)
+    with socket.create_connection(("127.0.0.1", eport), timeout=10) as s:
+        s.sendall(msg + struct.pack("!H", len(body)) + body)
+        assert sr.recv_exact(s, len(cm.OK_REPLY)) == cm.OK_REPLY
+        n = struct.unpack("!H", sr.recv_exact(s, 2))[0]
+        assert sr.recv_exact(s, n) == body
+    f = _fields(_access(e, r"result=ok .*command=udp"))
+    assert f["dgrams_up"] == "1" and f["dgrams_down"] == "1", f
 
 
 def test_via_thousand_datagrams_none_lost(gateway, keys, udpecho):
