@@ -14,8 +14,8 @@ the shim (mpgw-run) in implicit mode with MPGW_MPTCP=on.
   rides in the SYN (gw's TCPFastOpenPassive counts it) and the client leg
   is MPTCP with an extra subflow (client_mptcp=yes client_subflows>=1, and
   mpgw_client_connections_total{mptcp="yes"} counts it);
-- MPGW_TFO_NO_COOKIE=on against the tfo_no_cookie listener: SYN data and
-  MPTCP from the first connection;
+- against the tfo_no_cookie listener, with MPGW_TFO_NO_COOKIE=on and with
+  the default: SYN data and MPTCP from the first connection;
 - an 8 MiB upload with MPGW_MPTCP=on and off: sha256 equal at the sink,
   the MPTCP one over both links (each carried an eighth or more);
   the off/on duration ratio goes to build/lab-results/tfo_mptcp_onoff.txt,
@@ -201,3 +201,17 @@ def test_upload_bonded(env):
     with open(os.path.join(lu.RESULTS, "tfo_mptcp_onoff.txt"), "w") as f:
         f.write(text)
     print(text)
+
+
+
+
+def test_default_shim_cookieless_listener(env):
+    """The shim's default against a tfo_no_cookie listener: the SYN asks
+    for a cookie, and that listener takes the data along with the
+    request, so the message rides in the first SYN too; MPTCP kept
+    (README: Fast Open and MPTCP, third row)."""
+    env.lab.run("cli", ["ip", "tcp_metrics", "flush", "all"])
+    for _ in range(2):
+        _, a, syn = _put(env, NOCOOKIE_PORT, SMALL)
+        assert syn == 1, "the Convert message was not in the SYN"
+        assert _joined(a), a
