@@ -20,13 +20,14 @@
 #include <arpa/inet.h>
 #include <ev.h>
 #include <netdb.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -102,36 +103,71 @@ dns_query(uint8_t *buf, size_t cap, const char *name, uint16_t qtype,
 }
 
 /*
+ * The keeper of one dnsmasq (a child of the test process): it runs
+ * dnsmasq and kills it when the test process is gone, which it learns
+ * from EOF on alive (the test process holds the write end until it
+ * exits, however it ends). PR_SET_PDEATHSIG cannot do this: dnsmasq
+ * changes its credentials, which clears it, and every run left its
+ * dnsmasq behind. The keeper exits 1 if dnsmasq dies first.
+ */
+static void
+keep_dnsmasq(int alive, char *const argv[])
+{
+	struct pollfd pfd = { .fd = alive, .events = POLLIN };
+	pid_t pid;
+	int st;
+
+	if ((pid = fork()) == -1)
+		_exit(1);
+	if (pid == 0) {
+		close(alive);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	for (;;) {
+		if (waitpid(pid, &st, WNOHANG) != 0)
+			_exit(1);
+		if (poll(&pfd, 1, 100) > 0)
+			break;	/* EOF: the test process is gone */
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	_exit(0);
+}
+
+/*
  * dnsmasq on 127.0.0.1:53 with dnsmasq_hosts (plus extra lines), NXDOMAIN
  * for any other name under .test, NODATA for nodata.test. It dies with the
- * test process. Returns once it answers a query.
+ * test process (keep_dnsmasq). Returns once it answers a query.
  */
 static void
 start_dnsmasq(const char *extra_hosts)
 {
 	char hosts[4096], path[64], arg[128];
+	char *argv[] = { "dnsmasq", "--keep-in-foreground",
+	    "--conf-file=/dev/null", "--no-resolv", "--no-hosts", arg,
+	    "--local=/test/", "--txt-record=nodata.test,x",
+	    "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53",
+	    "--user=root", "--pid-file=", "--log-facility=/dev/null", NULL };
 	uint8_t q[512], a[512];
 	struct sockaddr_in to = { .sin_family = AF_INET,
 	    .sin_port = htons(53) };
 	struct timeval tv = { 0, 200000 };
+	int fd, alive[2];
 	pid_t pid;
-	int fd;
 
 	snprintf(hosts, sizeof(hosts), "%s%s", dnsmasq_hosts,
 	    extra_hosts != NULL ? extra_hosts : "");
 	netns_tmpfile(hosts, path, sizeof(path));
 	snprintf(arg, sizeof(arg), "--addn-hosts=%s", path);
+	/* The write end stays open, unused, until this process exits. */
+	cr_assert_eq(pipe2(alive, O_CLOEXEC), 0);
 	cr_assert_neq(pid = fork(), -1);
 	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execlp("dnsmasq", "dnsmasq", "--keep-in-foreground",
-		    "--conf-file=/dev/null", "--no-resolv", "--no-hosts", arg,
-		    "--local=/test/", "--txt-record=nodata.test,x",
-		    "--listen-address=127.0.0.1", "--bind-interfaces",
-		    "--port=53", "--user=root", "--pid-file=",
-		    "--log-facility=/dev/null", (char *)NULL);
-		_exit(127);
+		close(alive[1]);
+		keep_dnsmasq(alive[0], argv);
 	}
+	close(alive[0]);
 	/* Ready when it answers; a dead dnsmasq fails the wait. */
 	inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
 	cr_assert_neq(fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), -1);
