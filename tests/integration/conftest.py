@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 
+import danteutil
 import gwutil
 from gwutil import HERE, PYTHON, START_TIMEOUT, USERS, wait_until
 
@@ -184,3 +185,37 @@ def gw(gateway):
 def gw_auth(gateway, users_file):
     """A gateway requiring username/password (loopback, so cleartext ok)."""
     return gateway(socks5={"methods": "userpass"}, auth={"users": users_file})
+
+
+DANTE_SKIP = danteutil.skip_reason()
+
+
+class Proxy:
+    def __init__(self, kind, port, gw=None):
+        self.kind = kind
+        self.port = port
+        self.gw = gw
+
+
+@pytest.fixture(params=["mpgw", "dante"])
+def proxy(request, gateway, tmp_path):
+    """Factory: proxy(sections, dante_rules) starts mpgw (sections merged
+    over the test config) or danted (dante_rules put before its catch-all
+    pass rule), as the parameter says."""
+    kind = request.param
+    started = []
+
+    def start(sections=None, dante_rules=""):
+        if kind == "mpgw":
+            gw = gateway(sections or {})
+            return Proxy(kind, gw.port, gw)
+        if DANTE_SKIP is not None:
+            pytest.skip(DANTE_SKIP)
+        d = danteutil.Dante(str(tmp_path), dante_rules)
+        started.append(d)
+        return Proxy(kind, d.port)
+
+    start.kind = kind
+    yield start
+    for d in started:
+        d.stop()

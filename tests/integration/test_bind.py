@@ -12,38 +12,8 @@ import socket
 
 import pytest
 
-import danteutil
 import gwutil
 import socksraw as sr
-
-DANTE_SKIP = danteutil.skip_reason()
-
-
-class Proxy:
-    def __init__(self, kind, port, gw=None):
-        self.kind = kind
-        self.port = port
-        self.gw = gw
-
-
-@pytest.fixture(params=["mpgw", "dante"])
-def proxy(request, gateway, tmp_path):
-    kind = request.param
-    started = []
-
-    def start(sections=None):
-        if kind == "mpgw":
-            gw = gateway(sections or {})
-            return Proxy(kind, gw.port, gw)
-        if DANTE_SKIP is not None:
-            pytest.skip(DANTE_SKIP)
-        d = danteutil.Dante(str(tmp_path))
-        started.append(d)
-        return Proxy(kind, d.port)
-
-    yield start
-    for d in started:
-        d.stop()
 
 
 def _bind(port, host="127.0.0.1", dport=0):

@@ -30,42 +30,8 @@ import pytest
 import socks
 
 import convertmsg as cm
-import danteutil
 import gwutil
 import socksraw as sr
-
-DANTE_SKIP = danteutil.skip_reason()
-
-
-class Proxy:
-    def __init__(self, kind, port, gw=None):
-        self.kind = kind
-        self.port = port
-        self.gw = gw
-
-
-@pytest.fixture(params=["mpgw", "dante"])
-def proxy(request, gateway, tmp_path):
-    """Factory: proxy(sections, dante_rules) starts mpgw (sections merged
-    over the test config) or danted (dante_rules put before its catch-all
-    pass rule), as the parameter says."""
-    kind = request.param
-    started = []
-
-    def start(sections=None, dante_rules=""):
-        if kind == "mpgw":
-            gw = gateway(sections or {})
-            return Proxy(kind, gw.port, gw)
-        if DANTE_SKIP is not None:
-            pytest.skip(DANTE_SKIP)
-        d = danteutil.Dante(str(tmp_path), dante_rules)
-        started.append(d)
-        return Proxy(kind, d.port)
-
-    start.kind = kind
-    yield start
-    for d in started:
-        d.stop()
 
 
 def _pysocks(port, rdns=False, family=socket.AF_INET):
