@@ -240,6 +240,27 @@ def start_gateway(tmpdir, sections, nlisten=1, binary=None):
          lambda p=p: accepts("127.0.0.1", p)) for p in ports])
 
 
+def tiers(gateway, keys, edge=None, conc=None, edge_keys=None):
+    """Two tiers on loopback (DESIGN.md section 5) from the gateway
+    fixture: a concentrator with a Convert listener taking keys, and an
+    edge whose upstream is via it as user "edge" (signing with edge_keys,
+    default keys). edge and conc are sections merged over each one's.
+    Returns (edge, concentrator)."""
+    def merged(base, extra):
+        for k, v in (extra or {}).items():
+            base.setdefault(k, {}).update(v)
+        return base
+    cport = free_port()
+    c = gateway(merged({"convert": {"listen": "127.0.0.1:%d" % cport,
+                                    "keys": keys}}, conc))
+    wait_until(lambda: accepts("127.0.0.1", cport), START_TIMEOUT,
+               "the concentrator's Convert listener", proc=c.proc)
+    e = gateway(merged({"upstream": {
+        "via": "convert://127.0.0.1:%d" % cport, "via_user": "edge",
+        "via_keys": edge_keys or keys}}, edge))
+    return e, c
+
+
 def run(argv, timeout=CLIENT_TIMEOUT, input=None, env=None):
     """Run a client; returns CompletedProcess with bytes stdout/stderr."""
     return subprocess.run(argv, input=input, stdout=subprocess.PIPE,

@@ -245,17 +245,16 @@ def test_unsolicited_sender_dropped(proxy):
         assert a.queued() is None
 
 
-def test_thousand_datagrams_none_lost(proxy, udpecho):
-    """1,000 numbered datagrams in windows of 50 (each window echoed
-    before the next is sent, so no socket buffer overflows on a loaded
-    machine): every one comes back, once."""
-    p = proxy()
+def _thousand_echoed(port, udpecho, size):
+    """1,000 numbered datagrams of size bytes in windows of 50 (each
+    window echoed before the next is sent, so no socket buffer overflows
+    on a loaded machine): every one comes back, once."""
     got = []
-    with sr.Association(p.port) as a:
+    with sr.Association(port) as a:
         for w in range(0, 1000, 50):
             for i in range(w, w + 50):
                 a.send("127.0.0.1", udpecho.port,
-                       struct.pack("!I", i) + b"." * 60)
+                       struct.pack("!I", i) + b"." * (size - 4))
             for _ in range(50):
                 try:
                     got.append(struct.unpack("!I", a.recv(5)[2][:4])[0])
@@ -264,6 +263,10 @@ def test_thousand_datagrams_none_lost(proxy, udpecho):
     lost = sorted(set(range(1000)) - set(got))
     assert not lost and len(got) == 1000, "lost %d: %s" % (len(lost),
                                                           lost[:20])
+
+
+def test_thousand_datagrams_none_lost(proxy, udpecho):
+    _thousand_echoed(proxy().port, udpecho, 64)
 
 
 # --- mpgw alone -------------------------------------------------------------
@@ -429,24 +432,11 @@ def keys(tmp_path_factory):
     return path
 
 
-def _tiers(gateway, keys, conc=None):
-    cport = gwutil.free_port()
-    csec = {"convert": {"listen": "127.0.0.1:%d" % cport, "keys": keys}}
-    for k, v in (conc or {}).items():
-        csec.setdefault(k, {}).update(v)
-    c = gateway(csec)
-    gwutil.wait_until(lambda: gwutil.accepts("127.0.0.1", cport),
-                      gwutil.START_TIMEOUT, "the Convert listener")
-    e = gateway({"upstream": {"via": "convert://127.0.0.1:%d" % cport,
-                              "via_user": "edge", "via_keys": keys}})
-    return e, c
-
-
 def test_via_pysocks_echo(gateway, keys, udpecho, udpecho6):
     """The association rides one connection to the concentrator (Convert
     with the UDP TLV, datagrams framed): IPv4, IPv6 and a name only the
     concentrator resolves, all echoed; both tiers log the association."""
-    e, c = _tiers(gateway, keys)
+    e, c = gwutil.tiers(gateway, keys)
     with _pysocks(e.port) as s:
         for dst, payload in ((("127.0.0.1", udpecho.port), b"v4"),
                              (("::1", udpecho6.port), b"v6"),
@@ -475,14 +465,9 @@ def test_via_convert_client_frames_behind_the_message(gateway, keys, udpecho,
     r = subprocess.run([gwutil.MPGW_BIN, "key", "new", "cli", ckeys],
                        stdout=subprocess.PIPE, check=True, text=True)
     key = base64.b64decode(r.stdout.strip())
-    cport, eport = gwutil.free_port(), gwutil.free_port()
-    gateway({"convert": {"listen": "127.0.0.1:%d" % cport, "keys": keys}})
-    gwutil.wait_until(lambda: gwutil.accepts("127.0.0.1", cport),
-                      gwutil.START_TIMEOUT, "the concentrator")
-    e = gateway({"convert": {"listen": "127.0.0.1:%d" % eport,
-                             "keys": ckeys},
-                 "upstream": {"via": "convert://127.0.0.1:%d" % cport,
-                              "via_user": "edge", "via_keys": keys}})
+    eport = gwutil.free_port()
+    e, _ = gwutil.tiers(gateway, keys, edge={
+        "convert": {"listen": "127.0.0.1:%d" % eport, "keys": ckeys}})
     gwutil.wait_until(lambda: gwutil.accepts("127.0.0.1", eport),
                       gwutil.START_TIMEOUT, "the edge's Convert listener")
     head = (b"\0\0\0\x01" + socket.inet_aton("127.0.0.1") +
@@ -499,34 +484,18 @@ def test_via_convert_client_frames_behind_the_message(gateway, keys, udpecho,
 
 
 def test_via_thousand_datagrams_none_lost(gateway, keys, udpecho):
-    e, _ = _tiers(gateway, keys)
-    got = []
-    with sr.Association(e.port) as a:
-        for w in range(0, 1000, 50):
-            for i in range(w, w + 50):
-                a.send("127.0.0.1", udpecho.port,
-                       struct.pack("!I", i) + b"." * 1000)
-            for _ in range(50):
-                try:
-                    got.append(struct.unpack("!I", a.recv(5)[2][:4])[0])
-                except socket.timeout:
-                    break
-    assert sorted(got) == list(range(1000))
+    e, _ = gwutil.tiers(gateway, keys)
+    _thousand_echoed(e.port, udpecho, 1004)
 
 
 def test_via_rules_on_both_tiers(gateway, keys, udpecho, udpecho_b):
     """The edge's rules and the concentrator's both apply, per datagram."""
-    cport = gwutil.free_port()
-    c = gateway({"convert": {"listen": "127.0.0.1:%d" % cport, "keys": keys},
-                 "rule.no-b": {"action": "deny", "dest": "127.0.0.1/32",
-                               "port": str(udpecho_b.port),
+    e, c = gwutil.tiers(
+        gateway, keys,
+        conc={"rule.no-b": {"action": "deny", "dest": "127.0.0.1/32",
+                            "port": str(udpecho_b.port), "command": "udp"}},
+        edge={"rule.no-name": {"action": "deny", "domain": "localhost",
                                "command": "udp"}})
-    gwutil.wait_until(lambda: gwutil.accepts("127.0.0.1", cport),
-                      gwutil.START_TIMEOUT, "the Convert listener")
-    e = gateway({"upstream": {"via": "convert://127.0.0.1:%d" % cport,
-                              "via_user": "edge", "via_keys": keys},
-                 "rule.no-name": {"action": "deny", "domain": "localhost",
-                                  "command": "udp"}})
     with sr.Association(e.port) as a:
         a.send("127.0.0.1", udpecho_b.port, b"denied at the concentrator")
         a.send("localhost", udpecho.port, b"denied at the edge")
@@ -540,7 +509,7 @@ def test_via_rules_on_both_tiers(gateway, keys, udpecho, udpecho_b):
 def test_via_concentrator_gone_ends_association(gateway, keys, udpecho):
     """The concentrator goes away: the edge ends the association and
     closes the client's control connection."""
-    e, c = _tiers(gateway, keys)
+    e, c = gwutil.tiers(gateway, keys)
     with sr.Association(e.port) as a:
         a.send("127.0.0.1", udpecho.port, b"up")
         assert a.recv()[2] == b"up"

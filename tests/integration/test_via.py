@@ -35,20 +35,7 @@ def keys(tmp_path_factory):
 
 def _pair(gateway, keys, edge=None, conc=None, edge_keys=None):
     """A concentrator (Convert listener) and an edge pointing at it."""
-    cport = gwutil.free_port()
-    csec = {"convert": {"listen": "127.0.0.1:%d" % cport, "keys": keys[0]}}
-    for k, v in (conc or {}).items():
-        csec.setdefault(k, {}).update(v)
-    c = gateway(csec)
-    gwutil.wait_until(lambda: gwutil.accepts("127.0.0.1", cport),
-                      gwutil.START_TIMEOUT, "the Convert listener",
-                      proc=c.proc)
-    esec = {"upstream": {"via": "convert://127.0.0.1:%d" % cport,
-                         "via_user": "edge",
-                         "via_keys": edge_keys or keys[0]}}
-    for k, v in (edge or {}).items():
-        esec.setdefault(k, {}).update(v)
-    return gateway(esec), c
+    return gwutil.tiers(gateway, keys[0], edge, conc, edge_keys)
 
 
 def _access(gw, regex):
