@@ -9,7 +9,9 @@ Run as root; see tests/lab/README.md for the topology. MPGW_BUILD (default
 
 import ctypes
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -343,6 +345,49 @@ class Gateway:
     def lines(self, needle, start=0):
         with self.proc.cond:
             return [l for l in self.proc.err[start:] if needle in l]
+
+
+def results(name, text):
+    """A measured result (never asserted on) to build/lab-results/NAME,
+    and to stdout."""
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, name), "w") as f:
+        f.write(text)
+    print(text)
+
+
+def scrape(lab, port, role="gw"):
+    """{(name, frozenset(labels)): value} of the mpgw metrics endpoint on
+    127.0.0.1:port inside role's namespace."""
+    def get():
+        with socket.create_connection(("127.0.0.1", port), 10) as s:
+            s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            data = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    return data.decode()
+                data += b
+    head, _, body = lab.in_ns(role, get).partition("\r\n\r\n")
+    assert head.startswith("HTTP/1."), head
+    out = {}
+    for ln in body.splitlines():
+        if ln.startswith("#"):
+            continue
+        m = re.match(r"^([a-z_]+)(?:\{(.*)\})? (\S+)$", ln)
+        assert m, "not a sample line: %r" % ln
+        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def metric(lab, port, name, role="gw", **labels):
+    """One sample of that endpoint, e.g. metric(lab, 9124,
+    "mpgw_refused_total", reason="proxy")."""
+    key = (name, frozenset(labels.items()))
+    got = scrape(lab, port, role)
+    assert key in got, "no sample %s%s" % (name, labels or "")
+    return got[key]
 
 
 def wait_for(pred, what, timeout=WAIT, interval=0.02):

@@ -205,23 +205,6 @@ def metrics_gw(lab, server, gateways):
     return gw
 
 
-def _scrape(lab):
-    """{(name, frozenset(labels)): value} from the gateway's endpoint,
-    fetched by curl inside the gw namespace."""
-    r = lab.run("gw", ["curl", "-sS", "--max-time", "10",
-                       "http://127.0.0.1:%d/metrics" % METRICS_PORT])
-    assert r.returncode == 0, r.stderr.decode()
-    out = {}
-    for ln in r.stdout.decode().splitlines():
-        if ln.startswith("#"):
-            continue
-        m = re.match(r"^([a-z_]+)(?:\{(.*)\})? (\S+)$", ln)
-        assert m, "not a sample line: %r" % ln
-        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
-        out[(m.group(1), labels)] = float(m.group(3))
-    return out
-
-
 def _paths(scrape):
     """{(local, direction): bytes} of mpgw_upstream_path_bytes_total."""
     return {(dict(k[1])["local"], dict(k[1])["direction"]): v
@@ -256,10 +239,10 @@ def test_metrics_path_bytes(lab, server, metrics_gw):
                     % os.uname().release)
     size = 4 * lu.MIB
     nsub = 3
-    before = _scrape(lab)
+    before = lu.scrape(lab, METRICS_PORT)
     cli, srv, acc = _fetch(lab, server, metrics_gw, "get", size)
     _check("on", "get", size, cli, srv, acc)
-    after = _scrape(lab)
+    after = lu.scrape(lab, METRICS_PORT)
     pb, pa = _paths(before), _paths(after)
     delta = {k: v - pb.get(k, 0) for k, v in pa.items()}
     g3, g4 = lab.ip("GW_IP3"), lab.ip("GW_IP4")

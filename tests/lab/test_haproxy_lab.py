@@ -183,28 +183,9 @@ def servers(e):
     return [r for r in rows if r["svname"] not in ("FRONTEND", "BACKEND")]
 
 
-def metric(e, gw, name, **labels):
-    """One sample from gw's metrics endpoint (scraped from inside gw)."""
-    def get():
-        with socket.create_connection(("127.0.0.1", gw.mport), 10) as s:
-            s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-            data = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    return data.decode()
-                data += b
-    want = name + ("{%s}" % ",".join('%s="%s"' % kv for kv in
-                                     sorted(labels.items())) if labels
-                   else "")
-    for ln in e.lab.in_ns("gw", get).splitlines():
-        if ln.startswith(want + " "):
-            return float(ln.split()[1])
-    raise AssertionError("no sample %s" % want)
-
-
 def refused(e, reason="proxy"):
-    return sum(metric(e, gw, "mpgw_refused_total", reason=reason)
+    return sum(lu.metric(e.lab, gw.mport, "mpgw_refused_total",
+                         reason=reason)
                for gw in e.gws)
 
 

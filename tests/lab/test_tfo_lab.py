@@ -27,7 +27,6 @@ Run as root:  MPGW_BUILD=build /usr/bin/python3 -m pytest \
 
 import json
 import os
-import urllib.request
 
 import pytest
 
@@ -139,20 +138,9 @@ def _joined(a):
     return a["client_mptcp"] == "yes" and int(a["client_subflows"]) >= 1
 
 
-def _metric(text, name, labels):
-    for line in text.splitlines():
-        if line.startswith(name + labels + " "):
-            return int(line.split()[1])
-    raise AssertionError("no %s%s in:\n%s" % (name, labels, text))
-
-
 def _client_mptcp_total(e):
-    def get():
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics"
-                                    % METRICS_PORT, timeout=10) as r:
-            return r.read().decode()
-    text = e.lab.in_ns("gw", get)
-    return _metric(text, "mpgw_client_connections_total", '{mptcp="yes"}')
+    return lu.metric(e.lab, METRICS_PORT, "mpgw_client_connections_total",
+                     mptcp="yes")
 
 
 def test_default_cookie_keeps_mptcp(env):
@@ -197,10 +185,7 @@ def test_upload_bonded(env):
     text = ("implicit mode, 8 MiB upload over 2 x %d Mbit/s client links: "
             "MPGW_MPTCP=on %.2f s, off %.2f s, off/on %.2f\n"
             % (RATE, on["secs"], off["secs"], off["secs"] / on["secs"]))
-    os.makedirs(lu.RESULTS, exist_ok=True)
-    with open(os.path.join(lu.RESULTS, "tfo_mptcp_onoff.txt"), "w") as f:
-        f.write(text)
-    print(text)
+    lu.results("tfo_mptcp_onoff.txt", text)
 
 
 

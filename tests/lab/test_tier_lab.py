@@ -130,13 +130,6 @@ def _sink(t, edge, op, size, dst=None, rdns=False):
     return cli, srv, ea, ca
 
 
-def _results(name, text):
-    os.makedirs(lu.RESULTS, exist_ok=True)
-    with open(os.path.join(lu.RESULTS, name), "w") as f:
-        f.write(text)
-    print(text)
-
-
 def test_controls(tier):
     """Neither cli nor the edge reaches far or resolves NAME; the
     concentrator does both."""
@@ -191,7 +184,7 @@ def test_mptcp_off_uses_one_link(tier):
     off, srv_off, ea, ca = _sink(tier, EDGE_OFF, "get", BIG)
     assert off["sha256"] == srv_off["sha256"] and off["bytes"] == BIG
     assert ea["mptcp"] == "no" and ca["client_mptcp"] == "no", (ea, ca)
-    _results("tier_mptcp_onoff.txt",
+    lu.results("tier_mptcp_onoff.txt",
              "two tiers, 16 MiB download over 2 x %d Mbit/s (%d ms one "
              "way): mptcp on %.2f s, off %.2f s, off/on %.2f\n" % (
                  RATE, DELAY, on["secs"], off["secs"],

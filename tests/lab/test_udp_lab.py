@@ -94,13 +94,6 @@ def _client(t, mode, dst, *args, timeout=120):
     return json.loads(r.stdout.decode().strip().splitlines()[-1])
 
 
-def _results(name, text):
-    os.makedirs(lu.RESULTS, exist_ok=True)
-    with open(os.path.join(lu.RESULTS, name), "w") as f:
-        f.write(text)
-    print(text)
-
-
 def test_controls(tier):
     """cli reaches neither far nor the concentrator's Convert port: every
     echo below went through the edge."""
@@ -179,7 +172,7 @@ def test_first_link_down_while_datagrams_flow(tier):
     times = sorted(recv.values())
     gaps = [b - a for a, b in zip(times, times[1:]) if b > t_down - 1]
     gap = max(gaps) if gaps else float("nan")
-    _results("udp_failover.txt",
+    lu.results("udp_failover.txt",
              "UDP through edge+concentrator, link 3 down after %d echoes: "
              "%d of %d sent after it echoed (%.1f %%), last 200: %d, "
              "longest gap between echoes %.3f s, all: %d/%d\n" % (
