@@ -83,16 +83,9 @@ bind_allowed(struct session *s, const struct sockaddr *sa, const char *what)
 		.port = s->req.dst.port,
 	};
 	char text[ADDR_STR_MAX];
-	const char *why = NULL;
 
-	if (auth_rules_check(sess_conf(s), (const struct sockaddr *)&s->peer,
-	    s->user, SOCKS5_CMD_BIND, &t, &why) == CONF_ALLOW)
-		return true;
-	stats_add(STAT_REFUSED_RULES, 1);
-	log_info("session %" PRIu64 ": %s: bind %s %s denied by %s", s->id,
-	    s->client, what, sa != NULL ? addr_format(sa, text, sizeof(text)) :
-	    s->target, why != NULL ? why : "a rule");
-	return false;
+	return sess_rules_allow(s, SOCKS5_CMD_BIND, &t, "bind %s %s", what,
+	    sa != NULL ? addr_format(sa, text, sizeof(text)) : s->target);
 }
 
 /* The session result for errno err, as its SOCKS5 reply code says. */

@@ -274,15 +274,8 @@ dial_allowed(struct session *s, const struct sockaddr *sa)
 		    s->req.dst.u.name : NULL,
 		.port = s->req.dst.port,
 	};
-	const char *why = NULL;
 
-	if (auth_rules_check(sess_conf(s), (const struct sockaddr *)&s->peer,
-	    s->user, s->req.cmd, &t, &why) == CONF_ALLOW)
-		return true;
-	stats_add(STAT_REFUSED_RULES, 1);
-	log_info("session %" PRIu64 ": %s: %s denied by %s", s->id, s->client,
-	    s->target, why != NULL ? why : "a rule");
-	return false;
+	return sess_rules_allow(s, s->req.cmd, &t, "%s", s->target);
 }
 
 /*

@@ -4,11 +4,14 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/rules.h"
 #include "conf/conf.h"
 #include "gateway/access.h"
 #include "gateway/bind.h"
@@ -278,6 +281,26 @@ sess_fail(struct session *s, uint8_t rep, enum sess_result r)
 		sess_reset(s);
 	else
 		s->front->reply_fail(s, rep);
+}
+
+bool
+sess_rules_allow(struct session *s, uint8_t cmd, const struct auth_target *t,
+    const char *fmt, ...)
+{
+	const char *why = NULL;
+	char what[SESS_ESC_MAX];
+	va_list ap;
+
+	if (auth_rules_check(sess_conf(s), (const struct sockaddr *)&s->peer,
+	    s->user, cmd, t, &why) == CONF_ALLOW)
+		return true;
+	stats_add(STAT_REFUSED_RULES, 1);
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	log_info("session %" PRIu64 ": %s: %s denied by %s", s->id, s->client,
+	    what, why != NULL ? why : "a rule");
+	return false;
 }
 
 struct resolve_req *

@@ -252,6 +252,15 @@ const char *sess_result_name(enum sess_result r);
  * runs sess_process() (or is inside it).
  */
 void sess_fail(struct session *s, uint8_t rep, enum sess_result r);
+struct auth_target;
+/*
+ * The access rules for command cmd and target t, from this client: true
+ * if allowed; else counted (mpgw_refused_total{reason="rules"}) and logged
+ * as "WHAT denied by RULE", WHAT made from fmt only then.
+ */
+bool sess_rules_allow(struct session *s, uint8_t cmd,
+    const struct auth_target *t, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 struct resolve_result;
 /*
  * Resolve the request's domain name (dial.c, bind.c): the session waits in

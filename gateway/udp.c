@@ -616,7 +616,6 @@ udp_dest_allowed(struct udp_assoc *a, const struct sockaddr *sa,
 	struct udp_dest *d;
 	const uint8_t *addr;
 	uint16_t port, ni = 0, gen = 0;
-	const char *why = NULL;
 	char text[ADDR_STR_MAX];
 
 	addr = udp_sa_key(sa, &port);
@@ -636,16 +635,9 @@ udp_dest_allowed(struct udp_assoc *a, const struct sockaddr *sa,
 	d->name = ni;
 	d->gen = gen;
 	memcpy(d->addr, addr, sa->sa_family == AF_INET ? 4 : 16);
-	d->allowed = auth_rules_check(sess_conf(s),
-	    (const struct sockaddr *)&s->peer, s->user,
-	    SOCKS5_CMD_UDP_ASSOCIATE, &t, &why) == CONF_ALLOW;
+	d->allowed = sess_rules_allow(s, SOCKS5_CMD_UDP_ASSOCIATE, &t,
+	    "udp to %s", addr_format(sa, text, sizeof(text)));
 	a->dests_seen++;
-	if (!d->allowed) {
-		stats_add(STAT_REFUSED_RULES, 1);
-		log_info("session %" PRIu64 ": %s: udp to %s denied by %s",
-		    s->id, s->client, addr_format(sa, text, sizeof(text)),
-		    why != NULL ? why : "a rule");
-	}
 	return d->allowed;
 }
 
@@ -1251,14 +1243,10 @@ udp_new(struct session *s)
 {
 	const struct gw_conf *c = sess_conf(s);
 	struct auth_target t = { .addr = NULL, .name = NULL, .port = 0 };
-	const char *why = NULL;
 	struct udp_assoc *a;
 
-	if (auth_rules_check(c, (const struct sockaddr *)&s->peer, s->user,
-	    SOCKS5_CMD_UDP_ASSOCIATE, &t, &why) != CONF_ALLOW) {
-		stats_add(STAT_REFUSED_RULES, 1);
-		log_info("session %" PRIu64 ": %s: udp associate denied by %s",
-		    s->id, s->client, why != NULL ? why : "a rule");
+	if (!sess_rules_allow(s, SOCKS5_CMD_UDP_ASSOCIATE, &t,
+	    "udp associate")) {
 		sess_fail(s, SOCKS5_REP_NOT_ALLOWED, SESS_RES_DENIED);
 		return NULL;
 	}
